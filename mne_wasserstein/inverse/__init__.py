@@ -1,0 +1,1 @@
+"""The MNE-facing layer: common source space, gain preparation, inverse."""

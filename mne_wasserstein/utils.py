@@ -1,0 +1,98 @@
+"""Shared utilities: data folder, documentation snippets, random states."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+from mne import get_config
+from mne.utils import check_random_state
+
+__all__ = ["get_data_dir", "fill_doc", "docdict"]
+
+_DATA_KEY = "MNE_WASSERSTEIN_DATA"
+
+docdict = {}
+docdict["verbose"] = """\
+verbose : bool | str | int | None
+    Control verbosity of the logging output. If ``None``, use the default
+    verbosity level of MNE-Python. See :func:`mne.verbose`."""
+docdict["subjects_dir"] = """\
+subjects_dir : path-like | None
+    The FreeSurfer ``SUBJECTS_DIR`` to write into and read from. If ``None``,
+    ``<data folder>/subjects`` is used, where the data folder is given by the
+    ``MNE_WASSERSTEIN_DATA`` environment variable or MNE config key (default
+    ``~/mne_data/mne_wasserstein``)."""
+docdict["random_state"] = """\
+random_state : None | int | instance of ~numpy.random.RandomState | ~numpy.random.Generator
+    Seed or random number generator, for reproducible results."""
+docdict["n_jobs"] = """\
+n_jobs : int | None
+    The number of jobs to run in parallel (through :mod:`joblib`). ``None``
+    means 1 unless in a :func:`joblib.parallel_config` context."""
+
+
+def fill_doc(func):
+    """Fill ``%(name)s`` placeholders of a docstring from :data:`docdict`."""
+    doc = func.__doc__
+    if doc:
+        # numpydoc parameter blocks are indented by four spaces in functions
+        indented = {
+            key: value.replace("\n", "\n    ") for key, value in docdict.items()
+        }
+        func.__doc__ = doc % indented
+    return func
+
+
+def get_data_dir(path=None):
+    """Return the (created, writable) data folder of mne-wasserstein.
+
+    Parameters
+    ----------
+    path : path-like | None
+        An explicit folder. If ``None``, the ``MNE_WASSERSTEIN_DATA``
+        environment variable or MNE config key is used, and else
+        ``~/mne_data/mne_wasserstein``.
+
+    Returns
+    -------
+    path : Path
+        The folder, created if needed.
+    """
+    if path is None:
+        path = get_config(_DATA_KEY, default=None)
+    if path is None:
+        path = Path("~") / "mne_data" / "mne_wasserstein"
+    path = Path(path).expanduser().resolve()
+    return _check_writable(path)
+
+
+def _check_writable(path):
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(
+            f"Cannot create the data folder {path} ({err.strerror}). Choose a "
+            f"writable folder with the {_DATA_KEY} environment variable or MNE "
+            f"config key, or the subjects_dir argument."
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"The data folder {path} is not writable. Choose a writable folder "
+            f"with the {_DATA_KEY} environment variable or MNE config key, or "
+            f"the subjects_dir argument."
+        )
+    return path
+
+
+def _seed_from(random_state):
+    """Turn any random state into a non-negative integer seed (for caching)."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(
+        random_state, bool
+    ):
+        if random_state < 0:
+            raise ValueError(f"random_state must be >= 0, got {random_state}")
+        return int(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    return int(check_random_state(random_state).randint(2**31 - 1))
