@@ -23,7 +23,7 @@ subjects_dir : path-like | None
     ``MNE_WASSERSTEIN_DATA`` environment variable or MNE config key (default
     ``~/mne_data/mne_wasserstein``)."""
 docdict["random_state"] = """\
-random_state : None | int | instance of ~numpy.random.RandomState | ~numpy.random.Generator
+random_state : None | int | RandomState | Generator
     Seed or random number generator, for reproducible results."""
 docdict["n_jobs"] = """\
 n_jobs : int | None

@@ -13,13 +13,11 @@ from mne import (
     make_bem_model,
     make_bem_solution,
     make_forward_solution,
-    make_sphere_model,
     morph_source_spaces,
     read_bem_solution,
     read_cov,
     read_forward_solution,
     read_source_spaces,
-    read_surface,
     read_trans,
     setup_source_space,
     write_bem_solution,
@@ -29,14 +27,13 @@ from mne import (
 )
 from mne.io import read_info, write_info
 from mne.parallel import parallel_func
-from mne.transforms import Transform, apply_trans, invert_transform
+from mne.transforms import Transform
 from mne.utils import logger, verbose
 
 from ..utils import _seed_from, fill_doc
 from ._mesh import (
     _clamp_norm,
     _fibonacci_sphere,
-    _fit_sphere,
     _locate_on_sphere,
     _random_rotation,
     _smooth_warp,
@@ -62,7 +59,6 @@ from ._template import (
 
 SPACINGS = ("ico3", "ico4", "ico5", "oct4", "oct5", "oct6")
 MODALITIES = ("meg", "eeg", "meg+eeg")
-HEAD_MODELS = ("bem", "sphere")
 _SUBJECT_FORMAT = 1
 # anatomy of the synthetic subjects
 N_VERTICES = (20_000, 30_000)  # per hemisphere, drawn uniformly
@@ -104,7 +100,7 @@ class Cohort:
         Per subject, the head->MRI transform.
     scale : ndarray, shape (n_subjects,)
         The head-size factor of each subject relative to the template.
-    spacing, modality, head_model : str
+    spacing, modality : str
         The arguments the cohort was built with.
     random_state : int
         The seed of the cohort: subject ``i`` of any cohort with this seed has
@@ -123,7 +119,6 @@ class Cohort:
     scale: np.ndarray
     spacing: str
     modality: str
-    head_model: str
     random_state: int
 
     @property
@@ -135,7 +130,7 @@ class Cohort:
         n_src = sum(s["nuse"] for s in self.src_ref)
         return (
             f"<Cohort | {self.n_subjects} subjects, {self.modality}, "
-            f"{self.spacing} ({n_src} sources), {self.head_model} head model, "
+            f"{self.spacing} ({n_src} sources), "
             f"subjects_dir={self.subjects_dir}>"
         )
 
@@ -222,16 +217,20 @@ def _write_subject(subjects_dir, subject, seed, index):
 
 
 def _cached(fname, compute, write, read):
-    """Read ``fname`` if it exists, else compute, write atomically and return."""
+    """Read ``fname``; if missing, compute and write it (atomically) first.
+
+    The object is always read back from disk, so that a cohort is the same
+    whether it was just built or came from the cache (FIF files store
+    forwards in single precision).
+    """
     fname = Path(fname)
-    if fname.is_file():
-        return read(fname)
-    obj = compute()
-    fname.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fname.with_name(f"tmp{uuid.uuid4().hex[:8]}-{fname.name}")
-    write(tmp, obj)
-    tmp.replace(fname)
-    return obj
+    if not fname.is_file():
+        obj = compute()
+        fname.parent.mkdir(parents=True, exist_ok=True)
+        tmp = fname.with_name(f"tmp{uuid.uuid4().hex[:8]}-{fname.name}")
+        write(tmp, obj)
+        tmp.replace(fname)
+    return read(fname)
 
 
 def _read_quiet(reader):
@@ -250,14 +249,9 @@ def _template_src(subjects_dir, spacing):
     )
 
 
-def _head_model(subjects_dir, subject, modality, head_model, info, trans):
+def _bem_solution(subjects_dir, subject, modality):
+    """One-layer (MEG) or three-layer (EEG) ico4 BEM solution, cached."""
     cache = subjects_dir / subject / "mne_wasserstein"
-    if head_model == "sphere":
-        # fitted to the subject's scalp (head frame)
-        scalp, _ = read_surface(subjects_dir / subject / "bem" / "outer_skin.surf")
-        scalp = apply_trans(invert_transform(trans), scalp / 1e3)
-        center, radius = _fit_sphere(scalp[scalp[:, 2] > np.median(scalp[:, 2])])
-        return make_sphere_model(center, radius, info, verbose=False)
     n_layers = 1 if modality == "meg" else 3
     return _cached(
         cache / f"{n_layers}layer-ico4-bem-sol.fif",
@@ -292,7 +286,7 @@ def _noise_cov(info, rng):
     )
 
 
-def _subject_data(subjects_dir, subject, seed, index, spacing, modality, head_model):
+def _subject_data(subjects_dir, subject, seed, index, spacing, modality):
     """Anatomy, aligned source space, info, noise covariance and forward."""
     _write_subject(subjects_dir, subject, seed, index)
     cache = subjects_dir / subject / "mne_wasserstein"
@@ -323,7 +317,7 @@ def _subject_data(subjects_dir, subject, seed, index, spacing, modality, head_mo
     )
 
     def compute_forward():
-        bem = _head_model(subjects_dir, subject, modality, head_model, info, trans)
+        bem = _bem_solution(subjects_dir, subject, modality)
         fwd = make_forward_solution(
             info,
             trans,
@@ -343,7 +337,7 @@ def _subject_data(subjects_dir, subject, seed, index, spacing, modality, head_mo
         return fwd
 
     fwd = _cached(
-        cache / f"{modality.replace('+', '-')}-{head_model}-{spacing}-fwd.fif",
+        cache / f"{modality.replace('+', '-')}-{spacing}-fwd.fif",
         compute_forward,
         lambda f, fw: write_forward_solution(f, fw, verbose=False),
         _read_quiet(read_forward_solution),
@@ -369,7 +363,6 @@ def make_cohort(
     *,
     spacing="ico4",
     modality="meg",
-    head_model=None,
     subjects_dir=None,
     random_state=None,
     n_jobs=None,
@@ -399,7 +392,9 @@ def make_cohort(
     - a diagonal noise covariance (the ad-hoc levels of
       :func:`mne.make_ad_hoc_cov` times a subject factor in 0.7-1.4 and a
       per-channel jitter);
-    - its forward solution by :func:`mne.make_forward_solution` on the
+    - its forward solution by :func:`mne.make_forward_solution` with an ico4
+      BEM (one layer, the inner skull, for MEG; three layers for EEG, which
+      takes about a minute per subject, once) on the
       template source space morphed onto the subject
       (:func:`mne.morph_source_spaces`), so that source ``j`` of every subject
       lies at the same place of the template.
@@ -416,11 +411,6 @@ def make_cohort(
         ``"ico4"``, ``"ico5"``, ``"oct4"``, ``"oct5"`` or ``"oct6"``).
     modality : ``"meg"`` | ``"eeg"`` | ``"meg+eeg"``
         The sensors.
-    head_model : None | ``"bem"`` | ``"sphere"``
-        The head model of the forward solutions: a BEM (one layer, inner
-        skull, for MEG; three layers for EEG, about 1 min per subject to
-        solve once) or a four-shell sphere model fitted to the scalp. ``None``
-        means ``"bem"`` for MEG and ``"sphere"`` when EEG is included.
     %(subjects_dir)s
     %(random_state)s
         An integer seed makes the cohort reproducible and cached; ``None``
@@ -440,20 +430,16 @@ def make_cohort(
         raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
     _check_choice(spacing, "spacing", SPACINGS)
     _check_choice(modality, "modality", MODALITIES)
-    if head_model is None:
-        head_model = "bem" if modality == "meg" else "sphere"
-    _check_choice(head_model, "head_model", HEAD_MODELS)
     seed = _seed_from(random_state)
     subjects_dir = make_template(_subjects_dir(subjects_dir))
     src_ref = _template_src(subjects_dir, spacing)
     subjects = [_subject_name(seed, i) for i in range(n_subjects)]
     logger.info(
-        f"Cohort of {n_subjects} subjects ({modality}, {spacing}, {head_model}) "
-        f"in {subjects_dir}"
+        f"Cohort of {n_subjects} subjects ({modality}, {spacing}) in {subjects_dir}"
     )
     parallel, p_fun, _ = parallel_func(_subject_data, n_jobs, total=n_subjects)
     out = parallel(
-        p_fun(subjects_dir, subject, seed, i, spacing, modality, head_model)
+        p_fun(subjects_dir, subject, seed, i, spacing, modality)
         for i, subject in enumerate(subjects)
     )
     src, info, noise_cov, fwd, trans, scale = (list(x) for x in zip(*out, strict=True))
@@ -470,6 +456,5 @@ def make_cohort(
         scale=np.array(scale),
         spacing=spacing,
         modality=modality,
-        head_model=head_model,
         random_state=seed,
     )

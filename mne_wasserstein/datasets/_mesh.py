@@ -72,7 +72,7 @@ def _radial_distance(center, dirs, rr, tris, chunk=256):
 
 
 def _vertex_triangles(tris, n_vertices):
-    """Padded table (n_vertices, max_degree) of triangles around each vertex."""
+    """Tabulate the triangles around each vertex (padded with -1)."""
     flat = tris.ravel()
     order = np.argsort(flat, kind="stable")
     counts = np.bincount(flat, minlength=n_vertices)
@@ -94,6 +94,8 @@ def _locate_on_sphere(points, sphere_rr, tris, k=3):
         Vertices of a mesh of a sphere centred on the origin.
     tris : array, shape (n_tris, 3)
         Its triangles.
+    k : int
+        The number of nearest vertices whose triangles are candidates.
 
     Returns
     -------
@@ -122,7 +124,7 @@ def _locate_on_sphere(points, sphere_rr, tris, k=3):
 
 
 def _gaussian_field(rr, rng, *, rms, length, max_jac, n_centers=300):
-    """A smooth random displacement field evaluated at ``rr`` (mm).
+    """Draw a smooth random displacement field, evaluated at ``rr`` (mm).
 
     A sum of Gaussian bumps with random vector weights, scaled so that its
     root mean square over ``rr`` is ``rms`` mm, and then shrunk if needed so

@@ -1,0 +1,310 @@
+"""The simulation protocol of Janati et al. (2020), section 5.1, on a cohort."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from mne import EvokedArray, SourceEstimate, convert_forward_solution, read_surface
+from mne.cov import compute_whitener
+from mne.utils import check_random_state, logger, verbose
+
+from ._geodesic import _geodesic_from, _mesh_graph
+from .inverse._align import _aligned_order
+from .utils import fill_doc
+
+_HEMIS = ("lh", "rh")
+WAVEFORM_WIDTH = 0.02  # s, standard deviation of the Gaussian time course
+
+
+@dataclass
+class GroupSimulation:
+    """A simulated group study with its ground truth.
+
+    Attributes
+    ----------
+    evokeds : list of Evoked
+        The simulated evoked responses, one per subject.
+    forward, noise_cov : list
+        The forward solution and noise covariance that generated each
+        subject's data (with ``same_leadfield=True`` all are the same subject's):
+        pass them to the inverse solvers.
+    stcs : list of SourceEstimate
+        The true sources of each subject, on its aligned source space
+        (``forward[s]["src"]``), in A*m.
+    stcs_template : list of SourceEstimate
+        The same, on the template source space (source ``j`` of every subject
+        is template source ``j``).
+    coef : ndarray, shape (n_subjects, n_sources_total)
+        The true amplitudes at ``peak_time`` in template source order (lh then
+        rh, vertex numbers ascending), in A*m.
+    regions : list of ndarray of int
+        For each region, the template source indices of its geodesic patch.
+    centers : ndarray of int, shape (n_sources,)
+        The template source index of each region's centre.
+    shared : ndarray of bool, shape (n_subjects,)
+        Which subjects share the same source locations.
+    signs : ndarray, shape (n_sources,)
+        The polarity of each region (the same for all subjects).
+    sigma : float
+        The standard deviation of the whitened noise.
+    snr : float
+        The signal-to-noise ratio measured on the drawn noise,
+        ``sum_s ||W_s L_s x_s|| / (S sigma_hat)`` (paper 001, section 5.1),
+        with ``W_s`` the whitener of subject ``s`` and ``sigma_hat`` the
+        empirical standard deviation of the whitened noise.
+    peak_time : float
+        The time (s) at which sources peak (where ``coef`` and the SNR hold).
+    leadfield_subject : int | None
+        With ``same_leadfield=True``, the subject whose leadfield everyone uses.
+    """
+
+    evokeds: list
+    forward: list
+    noise_cov: list
+    stcs: list
+    stcs_template: list
+    coef: np.ndarray
+    regions: list
+    centers: np.ndarray
+    shared: np.ndarray
+    signs: np.ndarray
+    sigma: float
+    snr: float
+    peak_time: float
+    leadfield_subject: int | None
+
+
+def _template_graphs(cohort):
+    graphs, n_vert = [], []
+    for hemi in _HEMIS:
+        rr, tris = read_surface(
+            cohort.subjects_dir / cohort.subject_ref / "surf" / f"{hemi}.white"
+        )
+        graphs.append(_mesh_graph(rr, tris))
+        n_vert.append(len(rr))
+    return graphs
+
+
+def _draw_regions(cohort, n_sources, radius, hemi, rng):
+    """Disjoint geodesic patches of template sources (indices, lh then rh)."""
+    graphs = _template_graphs(cohort)
+    hemis = [0] if hemi == "lh" else [1] if hemi == "rh" else [0, 1]
+    offsets = np.cumsum([0] + [s["nuse"] for s in cohort.src_ref])
+    free = [np.ones(s["nuse"], bool) for s in cohort.src_ref]
+    regions, centers = [], []
+    for _ in range(n_sources):
+        candidates = [(h, j) for h in hemis for j in np.flatnonzero(free[h])]
+        if not candidates:
+            raise ValueError(
+                f"Cannot place {n_sources} disjoint regions of radius {radius} mm "
+                f"in hemi={hemi!r}; use fewer sources or a smaller region_radius."
+            )
+        h, j = candidates[rng.integers(len(candidates))]
+        vertno = cohort.src_ref[h]["vertno"]
+        dist = _geodesic_from(graphs[h], vertno[j], limit=2 * radius)[vertno]
+        regions.append(np.flatnonzero(dist <= radius) + offsets[h])
+        centers.append(j + offsets[h])
+        # next centres at least 2 radii away: patches do not overlap
+        free[h] &= dist > 2 * radius
+    return regions, np.array(centers)
+
+
+def _fixed_gain(fwd, order):
+    fwd = convert_forward_solution(
+        fwd, surf_ori=True, force_fixed=True, use_cps=True, verbose=False
+    )
+    return fwd["sol"]["data"][:, order]
+
+
+def _stc(data, src, tmin, tstep, subject):
+    vertices = [s["vertno"] for s in src]
+    return SourceEstimate(data, vertices, tmin=tmin, tstep=tstep, subject=subject)
+
+
+@fill_doc
+@verbose
+def simulate_group_evokeds(
+    cohort,
+    *,
+    n_sources=5,
+    overlap=0.5,
+    amplitude=(20e-9, 30e-9),
+    snr=4.0,
+    same_leadfield=False,
+    hemi="lh",
+    region_radius=20.0,
+    tmin=-0.05,
+    tmax=0.15,
+    peak_time=0.05,
+    random_state=None,
+    verbose=None,
+):
+    """Simulate a group response with the protocol of the MWE paper.
+
+    Follows section 5.1 of Janati et al. (NeuroImage 2020): ``n_sources``
+    regions (here geodesic patches on the template, since no atlas ships
+    offline); each subject has one source per region; a fraction ``overlap``
+    of the subjects share exactly the same locations, the others draw theirs
+    at random within the regions; amplitudes are uniform in ``amplitude``
+    with a random polarity per region shared by all subjects; white noise is
+    added in the whitened space with a standard deviation ``sigma`` set so
+    that the average SNR ``sum_s ||L_s x_s|| / (S sigma)`` equals ``snr``
+    (``L_s`` the whitened fixed-orientation leadfield).
+
+    The sources follow a Gaussian time course (20 ms standard deviation)
+    peaking at ``peak_time``; the noise is drawn independently at every time,
+    coloured by each subject's noise covariance.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort from :func:`mne_wasserstein.datasets.make_cohort`.
+    n_sources : int
+        The number of regions (and of sources per subject).
+    overlap : float
+        The fraction (in [0, 1]) of subjects that share the same locations.
+    amplitude : tuple of float
+        The range of source amplitudes (A*m).
+    snr : float
+        The average signal-to-noise ratio (paper's definition) at the peak.
+    same_leadfield : bool
+        If True, every subject uses the leadfield of one randomly chosen
+        subject (the "same leadfield" condition of the paper).
+    hemi : ``"lh"`` | ``"rh"`` | ``"both"``
+        Where regions are placed (the paper uses the left hemisphere).
+    region_radius : float
+        The geodesic radius (mm) of each region on the template white surface.
+    tmin, tmax : float
+        The first and last times (s) of the evokeds, sampled at the sampling
+        frequency of the cohort's info.
+    peak_time : float
+        The time (s) of the source peak (rounded to the nearest sample).
+    %(random_state)s
+    %(verbose)s
+
+    Returns
+    -------
+    simulation : GroupSimulation
+        The evokeds, the forwards and covariances that generated them, and the
+        ground truth.
+    """
+    rng = check_random_state(random_state)
+    rng = np.random.default_rng(rng.randint(2**31 - 1))
+    n_subjects = cohort.n_subjects
+    if not 0 <= overlap <= 1:
+        raise ValueError(f"overlap must be in [0, 1], got {overlap}")
+    if n_sources < 1:
+        raise ValueError(f"n_sources must be >= 1, got {n_sources}")
+    if snr <= 0:
+        raise ValueError(f"snr must be > 0, got {snr}")
+    if hemi not in ("lh", "rh", "both"):
+        raise ValueError(f"hemi must be 'lh', 'rh' or 'both', got {hemi!r}")
+    sfreq = cohort.info[0]["sfreq"]
+    times = tmin + np.arange(int(round((tmax - tmin) * sfreq)) + 1) / sfreq
+    if not times[0] <= peak_time <= times[-1]:
+        raise ValueError(f"peak_time={peak_time} is outside [tmin, tmax]")
+    peak_time = times[np.argmin(np.abs(times - peak_time))]
+    tstep = 1.0 / sfreq
+    waveform = np.exp(-0.5 * ((times - peak_time) / WAVEFORM_WIDTH) ** 2)
+    waveform /= waveform.max()
+
+    regions, centers = _draw_regions(cohort, n_sources, region_radius, hemi, rng)
+    n_shared = int(round(overlap * n_subjects))
+    shared = np.zeros(n_subjects, bool)
+    shared[rng.choice(n_subjects, n_shared, replace=False)] = True
+    common = np.array([rng.choice(region) for region in regions])
+    signs = rng.choice([-1.0, 1.0], n_sources)
+    n_total = sum(s["nuse"] for s in cohort.src_ref)
+    coef = np.zeros((n_subjects, n_total))
+    for s in range(n_subjects):
+        where = common if shared[s] else [rng.choice(region) for region in regions]
+        coef[s, where] = signs * rng.uniform(*amplitude, n_sources)
+
+    lead = int(rng.integers(n_subjects)) if same_leadfield else None
+    owners = [lead if same_leadfield else s for s in range(n_subjects)]
+    logger.info(
+        f"Simulating {n_subjects} subjects, {n_sources} regions ({hemi}), "
+        f"{n_shared} with shared locations, SNR {snr}"
+    )
+    signals, whiteners, colorers, orders = [], [], [], {}
+    for s, owner in enumerate(owners):
+        if owner not in orders:
+            orders[owner] = _aligned_order(
+                cohort.src_ref,
+                cohort.src[owner],
+                cohort.subject_ref,
+                cohort.subjects[owner],
+                cohort.subjects_dir,
+            )
+            orders[(owner, "gain")] = _fixed_gain(cohort.forward[owner], orders[owner])
+            W, _, rank, colorer = compute_whitener(
+                cohort.noise_cov[owner],
+                cohort.info[owner],
+                return_rank=True,
+                return_colorer=True,
+                verbose=False,
+            )
+            orders[(owner, "white")] = (W, colorer, rank)
+        signals.append(orders[(owner, "gain")] @ coef[s])
+        W, colorer, rank = orders[(owner, "white")]
+        whiteners.append((W, rank))
+        colorers.append(colorer)
+    white_norms = [
+        np.linalg.norm(W @ b) for (W, _), b in zip(whiteners, signals, strict=True)
+    ]
+    sigma = float(np.sum(white_norms) / (n_subjects * snr))
+
+    evokeds, stcs, stcs_tpl = [], [], []
+    noise_power, noise_dims = 0.0, 0
+    for s, owner in enumerate(owners):
+        info = cohort.info[owner]
+        noise = (
+            sigma
+            * colorers[s]
+            @ rng.standard_normal((len(info["ch_names"]), len(times)))
+        )
+        W, rank = whiteners[s]
+        noise_power += np.sum((W @ noise) ** 2)
+        noise_dims += rank * len(times)
+        data = np.outer(signals[s], waveform) + noise
+        evokeds.append(
+            EvokedArray(
+                data,
+                info,
+                tmin=times[0],
+                nave=1,
+                comment=f"simulated {s}",
+                verbose=False,
+            )
+        )
+        src = cohort.forward[owner]["src"]
+        sub = np.zeros((n_total, len(times)))
+        sub[orders[owner]] = np.outer(coef[s], waveform)
+        stcs.append(_stc(sub, src, times[0], tstep, cohort.subjects[owner]))
+        stcs_tpl.append(
+            _stc(
+                np.outer(coef[s], waveform),
+                cohort.src_ref,
+                times[0],
+                tstep,
+                cohort.subject_ref,
+            )
+        )
+    measured = float(
+        np.sum(white_norms) / (n_subjects * np.sqrt(noise_power / noise_dims))
+    )
+    return GroupSimulation(
+        evokeds=evokeds,
+        forward=[cohort.forward[o] for o in owners],
+        noise_cov=[cohort.noise_cov[o] for o in owners],
+        stcs=stcs,
+        stcs_template=stcs_tpl,
+        coef=coef,
+        regions=regions,
+        centers=centers,
+        shared=shared,
+        signs=signs,
+        sigma=sigma,
+        snr=measured,
+        peak_time=float(peak_time),
+        leadfield_subject=lead,
+    )

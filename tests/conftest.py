@@ -1,0 +1,38 @@
+"""Shared fixtures: cohorts are built once per session and cached on disk.
+
+The data folder is the package default (``~/mne_data/mne_wasserstein``) or the
+``MNE_WASSERSTEIN_DATA`` environment variable, so that a developer's second
+run reads everything from the cache.
+"""
+
+import matplotlib
+import pytest
+
+from mne_wasserstein.datasets import make_cohort, make_template
+
+matplotlib.use("Agg")
+
+SEED = 0  # cohorts of the test suite share their subjects through the cache
+
+
+@pytest.fixture(scope="session")
+def subjects_dir():
+    return make_template()
+
+
+@pytest.fixture(scope="session")
+def cohort_meg(subjects_dir):
+    """Four MEG subjects, ico4, one-layer BEM (the acceptance cohort)."""
+    return make_cohort(4, subjects_dir=subjects_dir, random_state=SEED, n_jobs=2)
+
+
+@pytest.fixture(scope="session")
+def cohort_eeg(subjects_dir):
+    """Two EEG subjects (the anatomy of cohort_meg's first two), 3-layer BEM."""
+    return make_cohort(
+        2,
+        modality="eeg",
+        spacing="ico3",
+        subjects_dir=subjects_dir,
+        random_state=SEED, n_jobs=2,
+    )
