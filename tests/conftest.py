@@ -34,5 +34,6 @@ def cohort_eeg(subjects_dir):
         modality="eeg",
         spacing="ico3",
         subjects_dir=subjects_dir,
-        random_state=SEED, n_jobs=2,
+        random_state=SEED,
+        n_jobs=2,
     )
