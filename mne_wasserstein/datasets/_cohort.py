@@ -377,10 +377,12 @@ def make_cohort(
       on a randomly rotated Fibonacci lattice of the sphere (own ordering),
       triangulated as a convex hull; its white, pial and inflated surfaces are
       the template surfaces interpolated through the template sphere, the
-      white and pial surfaces warped by a smooth random displacement field
-      (RMS 2.5 mm, length scale 8 mm, at most 4 mm, Jacobian norm below 0.5
-      so that the surface does not fold onto itself), so that cortical normals
-      differ between subjects;
+      white and pial surfaces then warped by a smooth random deformation (four
+      composed Gaussian random fields, each of RMS 2 mm and length scale 6 mm
+      with a Jacobian norm below 0.5, hence injective: the surface does not
+      fold onto itself), clamped so that white vertices stay 2 mm inside the
+      inner skull; the median angle between two subjects' normals at aligned
+      sources is about 12 degrees;
     - a head-size factor (uniform in 0.92-1.08) applied to its cortex, BEM
       surfaces, scalp, fiducials and head<->MRI transform;
     - ``surf/?h.sphere.reg``, the lattice itself, registering it to the
