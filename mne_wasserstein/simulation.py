@@ -11,6 +11,8 @@ from ._geodesic import _geodesic_from, _mesh_graph
 from .inverse._align import _aligned_order
 from .utils import fill_doc
 
+__all__ = ["GroupSimulation", "simulate_group_evokeds"]
+
 _HEMIS = ("lh", "rh")
 WAVEFORM_WIDTH = 0.02  # s, standard deviation of the Gaussian time course
 

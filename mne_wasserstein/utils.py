@@ -11,11 +11,8 @@ __all__ = ["get_data_dir", "fill_doc", "docdict"]
 
 _DATA_KEY = "MNE_WASSERSTEIN_DATA"
 
+# ``%(verbose)s`` is filled by mne.utils.verbose itself (MNE's wording)
 docdict = {}
-docdict["verbose"] = """\
-verbose : bool | str | int | None
-    Control verbosity of the logging output. If ``None``, use the default
-    verbosity level of MNE-Python. See :func:`mne.verbose`."""
 docdict["subjects_dir"] = """\
 subjects_dir : path-like | None
     The FreeSurfer ``SUBJECTS_DIR`` to write into and read from. If ``None``,
@@ -32,7 +29,18 @@ n_jobs : int | None
 
 
 def fill_doc(func):
-    """Fill ``%(name)s`` placeholders of a docstring from :data:`docdict`."""
+    """Fill ``%(name)s`` placeholders of a docstring from :data:`docdict`.
+
+    Parameters
+    ----------
+    func : callable
+        The function (or class) whose docstring has placeholders.
+
+    Returns
+    -------
+    func : callable
+        The same object, with its docstring filled in.
+    """
     doc = func.__doc__
     if doc:
         # numpydoc parameter blocks are indented by four spaces in functions

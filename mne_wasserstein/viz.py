@@ -3,6 +3,8 @@
 import numpy as np
 from mne import read_surface
 
+__all__ = ["plot_sources_2d"]
+
 _HEMIS = ("lh", "rh")
 
 
