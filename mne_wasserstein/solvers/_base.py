@@ -1,0 +1,130 @@
+"""Estimator plumbing shared by the solvers (scikit-learn conventions)."""
+
+import inspect
+import warnings
+
+import numpy as np
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped at ``max_iter`` before reaching ``tol``."""
+
+
+class _BaseEstimator:
+    """``get_params`` / ``set_params`` from the ``__init__`` signature.
+
+    Enough for :func:`sklearn.base.clone` and grid searches, without making
+    scikit-learn a runtime dependency. Constructor parameters are stored as
+    given and never modified by ``fit``.
+    """
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p for p in sig.parameters if p != "self")
+
+    def get_params(self, deep=True):
+        """Get the hyperparameters.
+
+        Parameters
+        ----------
+        deep : bool
+            Unused (no nested estimators); for scikit-learn compatibility.
+
+        Returns
+        -------
+        params : dict
+            The hyperparameters by name.
+        """
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set hyperparameters.
+
+        Parameters
+        ----------
+        **params : dict
+            Hyperparameters by name.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for {type(self).__name__}; "
+                    f"valid parameters: {', '.join(valid)}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def _check_xy(X, Y):
+    """Validate multi-subject data.
+
+    Returns
+    -------
+    Xs : list of array, shape (n_s, p)
+        Float64, C-contiguous designs.
+    Ys : list of array, shape (n_s, T)
+        Float64 targets, with T = 1 when Y has no time axis.
+    has_time : bool
+        Whether Y had a time axis.
+    """
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        Xs = list(X)
+    elif isinstance(X, (list, tuple)):
+        Xs = list(X)
+    else:
+        raise ValueError(
+            "X must be an array of shape (n_subjects, n_sensors, n_sources) or a "
+            f"list of arrays (n_sensors_s, n_sources), got {type(X).__name__}"
+            + (f" with shape {X.shape}" if hasattr(X, "shape") else "")
+        )
+    Ys = list(Y) if isinstance(Y, (np.ndarray, list, tuple)) else None
+    if Ys is None or len(Ys) != len(Xs):
+        raise ValueError(
+            f"Y must hold one entry per subject ({len(Xs)}), got "
+            f"{None if Ys is None else len(Ys)}"
+        )
+    Xs = [np.ascontiguousarray(x, dtype=np.float64) for x in Xs]
+    Ys = [np.asarray(y, dtype=np.float64) for y in Ys]
+    ndims = {y.ndim for y in Ys}
+    if len(ndims) != 1 or ndims.pop() not in (1, 2):
+        raise ValueError("Y entries must all be 1D (n_s,) or all 2D (n_s, n_times)")
+    has_time = Ys[0].ndim == 2
+    Ys = [y if has_time else y[:, np.newaxis] for y in Ys]
+    n_sources = {x.shape[1] if x.ndim == 2 else -1 for x in Xs}
+    if len(n_sources) != 1 or -1 in n_sources:
+        raise ValueError("All X entries must be 2D with the same number of sources")
+    for s, (x, y) in enumerate(zip(Xs, Ys, strict=True)):
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"Subject {s}: X has {x.shape[0]} rows but Y has {y.shape[0]}"
+            )
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise ValueError(f"Subject {s}: X and Y must be finite (no NaN or inf)")
+    return Xs, Ys, has_time
+
+
+def _check_alpha(alpha):
+    if not 0 < alpha <= 1:
+        raise ValueError(
+            f"alpha must be in (0, 1] (relative to alpha_max), got {alpha}"
+        )
+
+
+def _warn_convergence(name, n_iter, crit, tol):
+    warnings.warn(
+        f"{name} did not converge in {n_iter} iterations (stopping criterion "
+        f"{crit:.3e} > tol {tol:.1e}); increase max_iter or tol.",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
