@@ -1,12 +1,26 @@
 """Array-only solver core: estimators with scikit-learn conventions."""
 
 from ._base import ConvergenceWarning
+from .dirty import DirtyModel, dirty_alpha_max, dirty_solver
+from .group_lasso import (
+    GroupLasso,
+    MultiTaskResult,
+    group_lasso_alpha_max,
+    group_lasso_solver,
+)
 from .lasso import IndependentLasso, LassoResult, lasso_alpha_max, lasso_solver
 
 __all__ = [
     "ConvergenceWarning",
+    "DirtyModel",
+    "GroupLasso",
     "IndependentLasso",
     "LassoResult",
+    "MultiTaskResult",
+    "dirty_alpha_max",
+    "dirty_solver",
+    "group_lasso_alpha_max",
+    "group_lasso_solver",
     "lasso_alpha_max",
     "lasso_solver",
 ]

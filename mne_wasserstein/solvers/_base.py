@@ -128,3 +128,71 @@ def _warn_convergence(name, n_iter, crit, tol):
         ConvergenceWarning,
         stacklevel=3,
     )
+
+
+def _pad_designs(Xs):
+    """Stack designs with different row counts into one zero-padded array.
+
+    Returns
+    -------
+    X : array, shape (S, n_max, p)
+    n : array, shape (S,)
+        The true number of rows of each subject.
+    """
+    n = np.array([x.shape[0] for x in Xs])
+    X = np.zeros((len(Xs), n.max(), Xs[0].shape[1]))
+    for s, x in enumerate(Xs):
+        X[s, : n[s]] = x
+    return X, n
+
+
+def _working_set_solve(*, n_features, gap, violation, support, epoch, tol, max_iter):
+    """Run the working-set strategy shared by the solvers.
+
+    Sweeps run on the current support plus the features that violate the
+    optimality conditions the most (a set doubled at each outer round); the
+    inner loop stops when the duality gap restricted to the working set is
+    below ``tol / 3`` (or nothing moves), the outer loop when the duality gap
+    of the full problem is below ``tol``.
+
+    Parameters
+    ----------
+    n_features : int
+        The number of features (blocks).
+    gap : callable
+        ``gap(ws)``: the duality gap restricted to ``ws`` (all if None).
+    violation : callable
+        ``violation()``: a score per feature, > 1 where violated.
+    support : callable
+        ``support()``: a boolean mask of the current support.
+    epoch : callable
+        ``epoch(ws)``: one sweep on ``ws``; returns the largest change.
+    tol : float
+        The (absolute) target duality gap.
+    max_iter : int
+        The maximum number of sweeps.
+
+    Returns
+    -------
+    n_iter : int
+        The number of sweeps.
+    gap : float
+        The final duality gap.
+    """
+    n_iter, ws_size, current = 0, 10, np.inf
+    while n_iter < max_iter:
+        current = gap(None)
+        if current <= tol:
+            break
+        score = violation()
+        in_support = support()
+        score[in_support] = np.inf
+        ws_size = min(n_features, max(ws_size, 2 * int(in_support.sum())))
+        ws = np.sort(np.argsort(-score)[:ws_size]).astype(np.int64)
+        while n_iter < max_iter:
+            change = epoch(ws)
+            n_iter += 1
+            if change == 0.0 or gap(ws) <= tol / 3:
+                break
+        ws_size = min(n_features, 2 * ws_size)
+    return n_iter, current

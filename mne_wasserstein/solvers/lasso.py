@@ -4,7 +4,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import _BaseEstimator, _check_alpha, _check_xy, _warn_convergence
+from ._base import (
+    _BaseEstimator,
+    _check_alpha,
+    _check_xy,
+    _warn_convergence,
+    _working_set_solve,
+)
 from ._cd import _cd_epoch
 
 __all__ = ["IndependentLasso", "LassoResult", "lasso_alpha_max", "lasso_solver"]
@@ -111,31 +117,29 @@ def lasso_solver(X, y, lam, *, weights=None, coef_init=None, tol=1e-8, max_iter=
     col_norms = np.einsum("ij,ij->j", X, X) / n
     no_transport = np.zeros((2, p))
     scale = 0.5 * (y @ y) / n
-    n_iter, gap = 0, np.inf
-    ws_size = 10
-    while n_iter < max_iter:
+
+    def gap(ws):
         x = coef[0] - coef[1]
-        gap = _duality_gap(X, y, R, x, lam_w)
-        if gap <= tol * scale:
-            break
-        # working set: the support and the strongest violators
-        score = np.abs(X.T @ R) / n / np.maximum(lam_w, 1e-300)
-        score[x != 0] = np.inf
-        ws_size = min(p, max(ws_size, 2 * np.count_nonzero(x)))
-        ws = np.sort(np.argsort(-score)[:ws_size]).astype(np.int64)
-        for _ in range(max_iter - n_iter):
-            change = _cd_epoch(
-                X, R, coef, col_norms, ws, lam_w, 1.0, 0.0, no_transport, 0.0
-            )
-            n_iter += 1
-            x_ws = coef[0, ws] - coef[1, ws]
-            sub_gap = _duality_gap(X[:, ws], y, R, x_ws, lam_w[ws])
-            if sub_gap <= 0.3 * tol * scale or change == 0.0:
-                break
-        ws_size = min(p, 2 * ws_size)
-    x = coef[0] - coef[1]
+        if ws is None:
+            return _duality_gap(X, y, R, x, lam_w)
+        return _duality_gap(X[:, ws], y, R, x[ws], lam_w[ws])
+
+    n_iter, final_gap = _working_set_solve(
+        n_features=p,
+        gap=gap,
+        violation=lambda: np.abs(X.T @ R) / n / np.maximum(lam_w, 1e-300),
+        support=lambda: (coef[0] != 0) | (coef[1] != 0),
+        epoch=lambda ws: _cd_epoch(
+            X, R, coef, col_norms, ws, lam_w, 1.0, 0.0, no_transport, 0.0
+        ),
+        tol=tol * scale,
+        max_iter=max_iter,
+    )
     return LassoResult(
-        coef=x, n_iter=n_iter, gap=float(gap), converged=gap <= tol * scale
+        coef=coef[0] - coef[1],
+        n_iter=n_iter,
+        gap=float(final_gap),
+        converged=bool(final_gap <= tol * scale),
     )
 
 
