@@ -130,3 +130,54 @@ def test_prox_nonneg_closed_form(seed):
     )
     # the bounded scalar search is accurate to ~1e-9 in t; compare objectives
     assert f(t) <= min(ref.fun, f(0.0)) + 1e-9
+
+
+def _l05_objective(X, y, lam, coef, scale):
+    from mne_wasserstein.solvers._base import REWEIGHT_ETA
+
+    loss = 0.5 * np.sum((y - X @ coef) ** 2) / len(y)
+    return loss + lam * scale * np.sum(np.sqrt(np.abs(coef) / scale + REWEIGHT_ETA))
+
+
+def test_reweighting_decreases_l05_objective(problem):
+    from mne_wasserstein.solvers import reweighted_lasso_solver
+
+    X, Y = problem
+    lam = 0.2 * lasso_alpha_max(X[0], Y[0])
+    scale = np.abs(lasso_solver(X[0], Y[0], lam, tol=1e-12).coef).max()
+    values = [
+        _l05_objective(
+            X[0],
+            Y[0],
+            lam,
+            reweighted_lasso_solver(
+                X[0], Y[0], lam, reweighting_steps=k, tol=1e-12
+            ).coef,
+            scale,
+        )
+        for k in range(1, 6)
+    ]
+    # majorisation-minimisation: non-increasing up to the subproblem accuracy
+    assert np.all(np.diff(values) <= 1e-10 * values[0])
+    assert values[-1] < values[0]
+
+
+def test_reweighted_lasso_sparser_less_biased(problem):
+    X, Y = problem
+    rng = np.random.default_rng(0)  # the amplitudes drawn by the fixture
+    [_smooth_design(rng, 40, 120) for _ in range(3)]
+    true_amp = rng.uniform(1, 2, (3, 3)).sum(axis=1)
+    l1 = IndependentLasso(alpha=0.2, tol=1e-10).fit(X, Y)
+    l05 = IndependentLasso(alpha=0.2, q=0.5, tol=1e-10).fit(X, Y)
+    for s in range(len(X)):
+        support = np.flatnonzero(l05.coef_[s])
+        assert len(support) == 3 <= np.count_nonzero(l1.coef_[s])
+        # each found source is the true one or its neighbour (the columns of
+        # these smooth designs are correlated > 0.95 with their neighbours)
+        assert all(min(abs(j - k) for k in (10, 60, 100)) <= 1 for j in support)
+        # less amplitude bias than the Lasso
+        bias05 = abs(np.abs(l05.coef_[s]).sum() - true_amp[s])
+        bias1 = abs(np.abs(l1.coef_[s]).sum() - true_amp[s])
+        assert bias05 < bias1
+    with pytest.raises(ValueError, match="q must be 1 or 0.5"):
+        IndependentLasso(q=2).fit(X, Y)

@@ -8,7 +8,13 @@ from .group_lasso import (
     group_lasso_alpha_max,
     group_lasso_solver,
 )
-from .lasso import IndependentLasso, LassoResult, lasso_alpha_max, lasso_solver
+from .lasso import (
+    IndependentLasso,
+    LassoResult,
+    lasso_alpha_max,
+    lasso_solver,
+    reweighted_lasso_solver,
+)
 
 __all__ = [
     "ConvergenceWarning",
@@ -23,4 +29,5 @@ __all__ = [
     "group_lasso_solver",
     "lasso_alpha_max",
     "lasso_solver",
+    "reweighted_lasso_solver",
 ]

@@ -196,3 +196,20 @@ def _working_set_solve(*, n_features, gap, violation, support, epoch, tol, max_i
                 break
         ws_size = min(n_features, 2 * ws_size)
     return n_iter, current
+
+
+REWEIGHT_ETA = 1e-6  # paper 001, section 4 (relative to the amplitude scale here)
+
+
+def _l05_weights(coef, scale):
+    """Majorisation weights of the l0.5 penalty (paper 001, Algorithm 2).
+
+    ``w_j = 1 / (2 sqrt(|x_j| / scale + eta))``: the weights of the paper
+    with amplitudes measured relative to ``scale`` (the largest amplitude of
+    the first, l1, solution), so that the weights, hence ``alpha``, do not
+    depend on the units of X and Y. ``eta`` keeps the weights of zero
+    coefficients finite (500: they stay zero in practice).
+    """
+    if scale == 0:
+        return np.ones_like(coef)
+    return 0.5 / np.sqrt(np.abs(coef) / scale + REWEIGHT_ETA)

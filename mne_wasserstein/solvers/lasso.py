@@ -8,12 +8,19 @@ from ._base import (
     _BaseEstimator,
     _check_alpha,
     _check_xy,
+    _l05_weights,
     _warn_convergence,
     _working_set_solve,
 )
 from ._cd import _cd_epoch
 
-__all__ = ["IndependentLasso", "LassoResult", "lasso_alpha_max", "lasso_solver"]
+__all__ = [
+    "IndependentLasso",
+    "LassoResult",
+    "lasso_alpha_max",
+    "lasso_solver",
+    "reweighted_lasso_solver",
+]
 
 
 @dataclass
@@ -143,19 +150,81 @@ def lasso_solver(X, y, lam, *, weights=None, coef_init=None, tol=1e-8, max_iter=
     )
 
 
+def reweighted_lasso_solver(
+    X, y, lam, *, reweighting_steps=10, coef_init=None, tol=1e-8, max_iter=10_000
+):
+    """Solve the l0.5-penalised least squares by reweighted l1 (irMxNE).
+
+    Majorisation-minimisation (paper 001, Algorithm 2): a Lasso, then
+    weighted Lassos with the weights of :func:`_l05_weights`, each
+    warm-started from the previous solution, until the coefficients stop
+    changing (relative change below ``tol``) or ``reweighting_steps`` rounds.
+
+    Parameters
+    ----------
+    X : array, shape (n, p)
+        The design.
+    y : array, shape (n,)
+        The target.
+    lam : float
+        The regularisation (absolute, > 0).
+    reweighting_steps : int
+        The maximum number of weighted Lassos after the first one.
+    coef_init : array, shape (p,) | None
+        A warm start of the first Lasso.
+    tol : float
+        The tolerance of each Lasso (relative duality gap) and of the
+        reweighting loop (relative change of the coefficients).
+    max_iter : int
+        The maximum number of sweeps of each Lasso.
+
+    Returns
+    -------
+    result : LassoResult
+        The last weighted Lasso (its gap certifies that subproblem);
+        ``n_iter`` counts the sweeps of all rounds.
+    """
+    res = lasso_solver(X, y, lam, coef_init=coef_init, tol=tol, max_iter=max_iter)
+    scale, n_iter = np.abs(res.coef).max(), res.n_iter
+    for _ in range(reweighting_steps):
+        previous = res.coef
+        res = lasso_solver(
+            X,
+            y,
+            lam,
+            weights=_l05_weights(previous, scale),
+            coef_init=previous,
+            tol=tol,
+            max_iter=max_iter,
+        )
+        n_iter += res.n_iter
+        change = np.abs(res.coef - previous).max()
+        if change <= tol * max(np.abs(res.coef).max(), 1e-300):
+            break
+    res.n_iter = n_iter
+    return res
+
+
 class IndependentLasso(_BaseEstimator):
-    """The Lasso (minimum current estimate) of each subject, independently.
+    """The Lasso (MCE) or reweighted Lasso (irMxNE) of each subject.
 
     For each subject ``s`` (and each time sample), solves
-    ``min_x (1/2n_s)||y_s - X_s x||^2 + alpha lam_max_s ||x||_1``, where
-    ``lam_max_s`` is the smallest value giving ``x = 0`` for that subject:
-    ``alpha`` means the same relative sparsity for every subject and does
-    not change when X or Y are multiplied by a positive constant.
+    ``min_x (1/2n_s)||y_s - X_s x||^2 + alpha lam_max_s ||x||_q`` with
+    ``q = 1`` (the Lasso; minimum current estimate) or ``q = 0.5``
+    (majorisation-minimisation by reweighted Lassos,
+    :func:`reweighted_lasso_solver`), where ``lam_max_s`` is the smallest
+    value giving ``x = 0`` for the Lasso of that subject: ``alpha`` means the
+    same relative sparsity for every subject and does not change when X or Y
+    are multiplied by a positive constant.
 
     Parameters
     ----------
     alpha : float
         The regularisation relative to ``lam_max``, in (0, 1].
+    q : 1 | 0.5
+        The penalty: the l1 norm or the l0.5 quasi-norm.
+    reweighting_steps : int
+        With ``q = 0.5``, the maximum number of reweighted Lassos.
     tol : float
         Stop when the duality gap is below ``tol * ||y||^2 / (2 n)``.
     max_iter : int
@@ -173,8 +242,12 @@ class IndependentLasso(_BaseEstimator):
         The duality gap of each problem at the solution.
     """
 
-    def __init__(self, alpha=0.3, *, tol=1e-8, max_iter=10_000):
+    def __init__(
+        self, alpha=0.3, *, q=1, reweighting_steps=10, tol=1e-8, max_iter=10_000
+    ):
         self.alpha = alpha
+        self.q = q
+        self.reweighting_steps = reweighting_steps
         self.tol = tol
         self.max_iter = max_iter
 
@@ -195,6 +268,8 @@ class IndependentLasso(_BaseEstimator):
             The fitted estimator.
         """
         _check_alpha(self.alpha)
+        if self.q not in (1, 0.5):
+            raise ValueError(f"q must be 1 or 0.5, got {self.q!r}")
         Xs, Ys, has_time = _check_xy(X, Y)
         n_subjects, n_times = len(Xs), Ys[0].shape[1]
         p = Xs[0].shape[1]
@@ -208,14 +283,11 @@ class IndependentLasso(_BaseEstimator):
                 lam_max[s, t] = lasso_alpha_max(x_s, y_s[:, t])
                 if lam_max[s, t] == 0:
                     continue
-                res = lasso_solver(
-                    x_s,
-                    y_s[:, t],
-                    self.alpha * lam_max[s, t],
-                    coef_init=init,
-                    tol=self.tol,
-                    max_iter=self.max_iter,
-                )
+                kwargs = dict(coef_init=init, tol=self.tol, max_iter=self.max_iter)
+                if self.q == 0.5:
+                    kwargs["reweighting_steps"] = self.reweighting_steps
+                solver = lasso_solver if self.q == 1 else reweighted_lasso_solver
+                res = solver(x_s, y_s[:, t], self.alpha * lam_max[s, t], **kwargs)
                 if not res.converged:
                     _warn_convergence("IndependentLasso", res.n_iter, res.gap, self.tol)
                 coef[s, :, t], n_iter[s, t], gaps[s, t] = res.coef, res.n_iter, res.gap
