@@ -68,6 +68,15 @@ def test_time_axis_and_lists(problem):
     )
 
 
+def test_all_zero_subject(problem):
+    X, Y = problem
+    Y = Y.copy()
+    Y[1] = 0
+    with pytest.warns(UserWarning, match=r"all zero for subject\(s\) \[1\]"):
+        est = IndependentLasso(alpha=0.2).fit(X, Y)
+    assert not est.coef_[1].any() and est.coef_[0].any()
+
+
 def test_sklearn_api(problem):
     X, Y = problem
     est = IndependentLasso(alpha=0.4)

@@ -127,6 +127,7 @@ def test_estimators_time_and_warm_start():
 def test_all_zero_data_and_bad_beta():
     X, Y = _problem(5)
     zeros = [np.zeros_like(y) for y in Y]
-    assert not GroupLasso().fit(X, zeros).coef_.any()
+    with pytest.warns(UserWarning, match="all zero"):
+        assert not GroupLasso().fit(X, zeros).coef_.any()
     with pytest.raises(ValueError, match="beta must be > 0"):
         DirtyModel(beta=0).fit(X, Y)

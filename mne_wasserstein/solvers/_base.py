@@ -111,6 +111,13 @@ def _check_xy(X, Y):
             )
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise ValueError(f"Subject {s}: X and Y must be finite (no NaN or inf)")
+    zero = [s for s, y in enumerate(Ys) if not y.any()]
+    if zero:
+        warnings.warn(
+            f"Y is all zero for subject(s) {zero}: their solution is zero.",
+            UserWarning,
+            stacklevel=3,
+        )
     return Xs, Ys, has_time
 
 
