@@ -1,15 +1,14 @@
 """Geodesic ground metrics between the sources of cortical source spaces."""
 
 import hashlib
-import uuid
 from pathlib import Path
 
 import numpy as np
 from mne import read_surface
-from mne.utils import ProgressBar, logger, verbose
+from mne.utils import ProgressBar, get_subjects_dir, logger, verbose
 
 from ._geodesic import _geodesic_distances
-from .utils import fill_doc, get_data_dir
+from .utils import _cached, fill_doc, get_data_dir
 
 __all__ = ["GroundMetric", "compute_ground_metric"]
 
@@ -152,23 +151,6 @@ def _cache_key(rr, tris, vertno, method, surface, dtype):
     return digest.hexdigest()[:32]
 
 
-def _load_or_compute(fname, compute):
-    if fname.is_file():
-        try:
-            return np.load(fname, allow_pickle=False)
-        except (OSError, ValueError):  # a corrupted file: compute again
-            logger.info(f"Ignoring the unreadable cache file {fname}")
-    dist = compute()
-    fname.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fname.with_name(f"tmp{uuid.uuid4().hex[:8]}-{fname.name}")
-    try:
-        np.save(tmp, dist, allow_pickle=False)
-        tmp.replace(fname)  # atomic: readers never see a partial file
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dist
-
-
 @fill_doc
 @verbose
 def compute_ground_metric(
@@ -197,7 +179,11 @@ def compute_ground_metric(
         :func:`mne.setup_source_space` or from the template of
         :mod:`mne_wasserstein.datasets`. Their subject is
         ``src[0]["subject_his_id"]``.
-    %(subjects_dir)s
+    subjects_dir : path-like | None
+        The FreeSurfer subjects folder of the source space's subject. If
+        ``None``, MNE's ``SUBJECTS_DIR`` (:func:`mne.utils.get_subjects_dir`), and
+        if that is not set the subjects folder of the package's data folder
+        (where :func:`mne_wasserstein.datasets.make_template` writes).
     surface : str
         The FreeSurfer surface to measure along (``"white"``, ``"pial"``,
         ...). It must have the vertices of the source space.
@@ -255,7 +241,8 @@ def compute_ground_metric(
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating dtype, got {dtype}")
-    if subjects_dir is None:
+    subjects_dir = get_subjects_dir(subjects_dir)
+    if subjects_dir is None:  # no SUBJECTS_DIR set: the package's subjects
         subjects_dir = get_data_dir() / "subjects"
     subjects_dir = Path(subjects_dir).expanduser()
     cache_dir = get_data_dir() / "ground_metrics"
@@ -303,7 +290,14 @@ def compute_ground_metric(
                     progress=progress,
                 )
 
-        blocks.append(_load_or_compute(cache, compute))
+        blocks.append(
+            _cached(
+                cache,
+                compute,
+                lambda f, d: np.save(f, d, allow_pickle=False),
+                lambda f: np.load(f, allow_pickle=False),
+            )
+        )
         vertices.append(vertno)
         hemis.append(hemi)
     return GroundMetric(

@@ -1,6 +1,7 @@
 """Shared utilities: data folder, documentation snippets, random states."""
 
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,20 @@ def _seed_from(random_state):
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(2**31 - 1))
     return int(check_random_state(random_state).randint(2**31 - 1))
+
+
+def _cached(fname, compute, write, read):
+    """Read ``fname``; if missing, compute and write it (atomically) first.
+
+    The object is always read back from disk, so that a cohort is the same
+    whether it was just built or came from the cache (FIF files store
+    forwards in single precision).
+    """
+    fname = Path(fname)
+    if not fname.is_file():
+        obj = compute()
+        fname.parent.mkdir(parents=True, exist_ok=True)
+        tmp = fname.with_name(f"tmp{uuid.uuid4().hex[:8]}-{fname.name}")
+        write(tmp, obj)
+        tmp.replace(fname)
+    return read(fname)

@@ -9,6 +9,7 @@ import pytest
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 PUBLIC_MODULES = (
+    "mne_wasserstein",
     "mne_wasserstein.datasets",
     "mne_wasserstein.simulation",
     "mne_wasserstein.solvers",

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from mne.parallel import parallel_func
 from mne.transforms import Transform
 from mne.utils import logger, verbose
 
-from ..utils import _seed_from, fill_doc
+from ..utils import _cached, _seed_from, fill_doc
 from ._mesh import (
     _clamp_norm,
     _fibonacci_sphere,
@@ -214,23 +213,6 @@ def _write_subject(subjects_dir, subject, seed, index):
         _publish(tmp, subject_dir, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _cached(fname, compute, write, read):
-    """Read ``fname``; if missing, compute and write it (atomically) first.
-
-    The object is always read back from disk, so that a cohort is the same
-    whether it was just built or came from the cache (FIF files store
-    forwards in single precision).
-    """
-    fname = Path(fname)
-    if not fname.is_file():
-        obj = compute()
-        fname.parent.mkdir(parents=True, exist_ok=True)
-        tmp = fname.with_name(f"tmp{uuid.uuid4().hex[:8]}-{fname.name}")
-        write(tmp, obj)
-        tmp.replace(fname)
-    return read(fname)
 
 
 def _read_quiet(reader):
