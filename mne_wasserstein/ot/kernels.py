@@ -68,9 +68,13 @@ class KernelOperator:
         """Return the sum of the entries of ``K`` (a float)."""
         raise NotImplementedError
 
+    def astype(self, dtype):
+        """Return the same operator with kernel-domain products in ``dtype``."""
+        raise NotImplementedError
+
 
 def _find_blocks(finite):
-    """Groups of points connected by finite ground-metric entries.
+    """Find the groups of points connected by finite ground-metric entries.
 
     Contiguous index ranges are returned as slices (views, no copy), other
     groups as sorted integer arrays.
@@ -159,7 +163,7 @@ class BlockDiagonalKernel(KernelOperator):
     def _apply(self, V, transpose):
         xp = self.xp
         out = xp.empty(V.shape, dtype=self.dtype)
-        for idx, K, sym in zip(self.blocks, self._K, self._symmetric):
+        for idx, K, sym in zip(self.blocks, self._K, self._symmetric, strict=True):
             Kb = K if (sym or not transpose) else K.T
             out[idx] = Kb @ V[idx]
         return out
@@ -176,15 +180,16 @@ class BlockDiagonalKernel(KernelOperator):
         if self._logK is None:
             xp = self.xp
             self._logK = [asarray(-m / self.epsilon, xp, np.float64) for m in self._M]
-            self._K64 = [asarray(np.exp(-m / self.epsilon), xp, np.float64)
-                         for m in self._M]
+            self._K64 = [
+                asarray(np.exp(-m / self.epsilon), xp, np.float64) for m in self._M
+            ]
         return self._K64, self._logK
 
     def _log_apply(self, log_V, transpose):
         xp = self.xp
         K64, logK = self._log_kernels()
         out = xp.empty(log_V.shape, dtype=np.float64)
-        for idx, K, L, sym in zip(self.blocks, K64, logK, self._symmetric):
+        for idx, K, L, sym in zip(self.blocks, K64, logK, self._symmetric, strict=True):
             if transpose and not sym:
                 K, L = K.T, L.T
             lv = log_V[idx]
@@ -208,6 +213,20 @@ class BlockDiagonalKernel(KernelOperator):
     def log_rmatvec(self, log_U):
         """Return ``log(K.T @ exp(log_U))`` (float64), without under/overflow."""
         return self._log_apply(log_U, transpose=True)
+
+    def astype(self, dtype):
+        """Return the same operator with kernel-domain products in ``dtype``."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        new = object.__new__(BlockDiagonalKernel)
+        new.__dict__.update(self.__dict__)
+        new.dtype = dtype
+        if dtype == np.float64:
+            new._K = self._log_kernels()[0]
+        else:
+            new._K = [K.astype(dtype) for K in self._K]
+        return new
 
     def total(self):
         """Return the sum of the entries of ``K``."""

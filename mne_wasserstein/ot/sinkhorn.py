@@ -124,15 +124,23 @@ def _check_masses(x, name, xp, dtype, ndim=(1, 2)):
         raise TypeError(f"{name} must be an array")
     x = xp.asarray(x) if xp is not np else np.asarray(to_numpy(x))
     if x.ndim not in ndim:
-        raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} "
-                         f"dimensions, got shape {x.shape}")
+        raise ValueError(
+            f"{name} must have {' or '.join(map(str, ndim))} "
+            f"dimensions, got shape {x.shape}"
+        )
     x = x.astype(dtype, copy=False)
     if not bool(xp.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf")
     if bool((x < 0).any()):
-        raise ValueError(f"{name} must be non-negative (masses); for signed "
-                         "vectors use signed_wasserstein")
+        raise ValueError(
+            f"{name} must be non-negative (masses); for signed "
+            "vectors use signed_wasserstein"
+        )
     return x
+
+
+# float32 kernel-domain iterations hand over to float64 below this criterion
+_F32_SWITCH = 1e-4
 
 
 def _tau(dtype):
@@ -242,7 +250,6 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
     dtype = kernel.dtype
     tau = _tau(dtype)
     lu0, lv0 = init
-    shape = prob.A.shape
     omega = float(relaxation)
     n_iter, err, converged = 0, np.inf, False
     errors = []
@@ -263,21 +270,31 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
     lq = None
     with np.errstate(all="ignore"):
         if not use_log:
+            kern = kernel
             u = xp.exp(lu0).astype(dtype)
             v = xp.exp(lv0).astype(dtype)
             A = prob.A.astype(dtype, copy=False)
-            target = prob.target.astype(dtype, copy=False) if prob.weights is None \
-                else None
+            target = (
+                prob.target.astype(dtype, copy=False) if prob.weights is None else None
+            )
             q = None
             while n_iter < max_iter:
-                Kv = kernel.matvec(v)
+                if dtype == np.float32 and err < _F32_SWITCH and tol < _F32_SWITCH:
+                    # float32 rounding stalls the criterion around 1e-6..1e-5:
+                    # finish in float64 (a few iterations)
+                    dtype = np.dtype(np.float64)
+                    tau = _tau(dtype)
+                    kern = kernel.astype(dtype)
+                    u, v, A = u.astype(dtype), v.astype(dtype), prob.A
+                    target = None if target is None else prob.target
+                    q = None if q is None else q.astype(dtype)
+                Kv = kern.matvec(v)
                 u_new = xp.where(prob.mask_u, (A / Kv) ** psi, 0.0)
                 bad = bool((prob.mask_u & ~(Kv >= tau)).any())
                 err = _relative_change(u_new * Kv, u * Kv, xp)
                 if omega != 1.0:
-                    u_new = xp.where(
-                        prob.mask_u, u ** (1.0 - omega) * u_new**omega, 0.0)
-                Ktu = kernel.rmatvec(u_new)
+                    u_new = _relax(u, u_new, omega, xp)
+                Ktu = kern.rmatvec(u_new)
                 bad |= bool((prob.mask_v & ~(Ktu >= tau)).any())
                 if prob.weights is not None:
                     q_new = prob.barycenter(Ktu)
@@ -289,8 +306,7 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                     q_new, tgt = None, target
                 v_new = xp.where(prob.mask_v, (tgt / Ktu) ** psi, 0.0)
                 if omega != 1.0:
-                    v_new = xp.where(
-                        prob.mask_v, v ** (1.0 - omega) * v_new**omega, 0.0)
+                    v_new = _relax(v, v_new, omega, xp)
                 bad |= not bool(((u_new <= 1.0 / tau) & (v_new <= 1.0 / tau)).all())
                 if bad:
                     if log_domain is False:
@@ -299,8 +315,10 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                             f"at iteration {n_iter + 1} (epsilon too small for "
                             f"{dtype}); use log_domain='auto' or True"
                         )
-                    logger.info("Sinkhorn: switching to the log domain at "
-                                "iteration %d", n_iter + 1)
+                    logger.info(
+                        "Sinkhorn: switching to the log domain at iteration %d",
+                        n_iter + 1,
+                    )
                     use_log = True
                     break
                 u, v, q = u_new, v_new, q_new
@@ -317,28 +335,34 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
         if use_log:
             lu, lv = lu0, lv0
             logA = xp.log(prob.A.astype(np.float64))
-            ltarget = (None if prob.weights is not None
-                       else xp.log(prob.target.astype(np.float64)))
+            ltarget = (
+                None
+                if prob.weights is not None
+                else xp.log(prob.target.astype(np.float64))
+            )
             while n_iter < max_iter and not converged:
                 lKv = kernel.log_matvec(lv)
-                lu_new = xp.where(prob.mask_u, psi * (logA - lKv), -np.inf)
+                lu_new = xp.where(
+                    prob.mask_u & (lKv > -np.inf), psi * (logA - lKv), -np.inf
+                )
                 err = _relative_change(xp.exp(lu_new + lKv), xp.exp(lu + lKv), xp)
                 if omega != 1.0:
-                    lu_new = xp.where(prob.mask_u,
-                                      (1.0 - omega) * lu + omega * lu_new, -np.inf)
+                    lu_new = _relax_log(lu, lu_new, omega, xp)
                 lKtu = kernel.log_rmatvec(lu_new)
                 if prob.weights is not None:
                     lq_new = prob.log_barycenter(xp.where(prob.mask_v, lKtu, -np.inf))
                     if lq is not None:
-                        err = max(err, _relative_change(xp.exp(lq_new), xp.exp(lq),
-                                                        xp))
+                        err = max(err, _relative_change(xp.exp(lq_new), xp.exp(lq), xp))
                     ltgt = prob.expand(lq_new)
                 else:
                     lq_new, ltgt = None, ltarget
-                lv_new = xp.where(prob.mask_v, psi * (ltgt - lKtu), -np.inf)
+                # K^T u = 0 exactly (no kernel entry reaches an input's mass):
+                # v is irrelevant there, -inf keeps the products finite
+                lv_new = xp.where(
+                    prob.mask_v & (lKtu > -np.inf), psi * (ltgt - lKtu), -np.inf
+                )
                 if omega != 1.0:
-                    lv_new = xp.where(prob.mask_v,
-                                      (1.0 - omega) * lv + omega * lv_new, -np.inf)
+                    lv_new = _relax_log(lv, lv_new, omega, xp)
                 lu, lv, lq = lu_new, lv_new, lq_new
                 n_iter += 1
                 omega = _adapt(omega, errors, err)
@@ -346,16 +370,33 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                     converged = True
             lu0, lv0 = lu, lv
     if not converged:
-        logger.warning("Sinkhorn did not converge in %d iterations (err=%.2e, "
-                       "tol=%.1e)", max_iter, err, tol)
+        logger.warning(
+            "Sinkhorn did not converge in %d iterations (err=%.2e, tol=%.1e)",
+            max_iter,
+            err,
+            tol,
+        )
     return lu0, lv0, lq, n_iter, converged, err, use_log
+
+
+def _relax(x, x_new, omega, xp):
+    """Over-relaxed scaling ``x^(1 - omega) x_new^omega`` (0 stays 0)."""
+    ok = (x > 0) & (x_new > 0)
+    return xp.where(ok, x ** (1.0 - omega) * x_new**omega, x_new)
+
+
+def _relax_log(lx, lx_new, omega, xp):
+    ok = (lx > -np.inf) & (lx_new > -np.inf)
+    return xp.where(ok, (1.0 - omega) * lx + omega * lx_new, lx_new)
 
 
 def _adapt(omega, errors, err):
     """Reduce the over-relaxation when the error stops decreasing."""
     errors.append(err)
-    if omega > 1.0 and len(errors) > 6 and all(
-        errors[-k] > errors[-k - 1] for k in range(1, 4)
+    if (
+        omega > 1.0
+        and len(errors) > 6
+        and all(errors[-k] > errors[-k - 1] for k in range(1, 4))
     ):
         errors.clear()
         return 1.0 + 0.5 * (omega - 1.0)
@@ -407,7 +448,9 @@ def _check_common(epsilon, gamma, tol, max_iter, log_domain, relaxation):
     if int(max_iter) != max_iter or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter}")
     if log_domain not in ("auto", True, False):
-        raise ValueError(f"log_domain must be 'auto', True or False, got {log_domain!r}")
+        raise ValueError(
+            f"log_domain must be 'auto', True or False, got {log_domain!r}"
+        )
     psi = _psi(epsilon, gamma)
     if relaxation is None:
         relaxation = _default_relaxation(psi)
@@ -421,9 +464,21 @@ def _check_common(epsilon, gamma, tol, max_iter, log_domain, relaxation):
 # public functions
 
 
-def unbalanced_sinkhorn(a, b, M, *, epsilon, gamma, tol=1e-6, max_iter=10_000,
-                        init=None, log_domain="auto", relaxation=None, dtype=None,
-                        backend=None):
+def unbalanced_sinkhorn(
+    a,
+    b,
+    M,
+    *,
+    epsilon,
+    gamma,
+    tol=1e-6,
+    max_iter=10_000,
+    init=None,
+    log_domain="auto",
+    relaxation=None,
+    dtype=None,
+    backend=None,
+):
     """Unbalanced entropic Wasserstein distance W_u (Eq. 9 of Janati 2020).
 
     Parameters
@@ -473,7 +528,8 @@ def unbalanced_sinkhorn(a, b, M, *, epsilon, gamma, tol=1e-6, max_iter=10_000,
     each iteration).
     """
     epsilon, gamma, tol, max_iter, psi, relaxation = _check_common(
-        epsilon, gamma, tol, max_iter, log_domain, relaxation)
+        epsilon, gamma, tol, max_iter, log_domain, relaxation
+    )
     if dtype is None and not isinstance(M, KernelOperator):
         dtype = np.float32 if getattr(a, "dtype", None) == np.float32 else np.float64
     kernel = make_kernel(M, epsilon, dtype=dtype, backend=backend)
@@ -486,27 +542,38 @@ def unbalanced_sinkhorn(a, b, M, *, epsilon, gamma, tol=1e-6, max_iter=10_000,
     if a2.shape[0] != kernel.n_points or b2.shape[0] != kernel.n_points:
         raise ValueError(
             f"a and b must have {kernel.n_points} rows (the ground metric's size),"
-            f" got shapes {a.shape} and {b.shape}")
+            f" got shapes {a.shape} and {b.shape}"
+        )
     if a2.shape[1] != b2.shape[1]:
         if a2.shape[1] == 1:
             a2 = xp.repeat(a2, b2.shape[1], axis=1)
         elif b2.shape[1] == 1:
             b2 = xp.repeat(b2, a2.shape[1], axis=1)
         else:
-            raise ValueError(f"a and b have different numbers of columns: "
-                             f"{a.shape} and {b.shape}")
+            raise ValueError(
+                f"a and b have different numbers of columns: {a.shape} and {b.shape}"
+            )
     prob = _Problem(kernel, a2, b2, psi, None, a2.shape[1])
     init = _init_potentials(init, a2.shape, xp, epsilon)
     lu, lv, _, n_iter, converged, err, in_log = _run(
-        prob, tol=tol, max_iter=max_iter, init=init, log_domain=log_domain,
-        relaxation=relaxation)
+        prob,
+        tol=tol,
+        max_iter=max_iter,
+        init=init,
+        log_domain=log_domain,
+        relaxation=relaxation,
+    )
     m, n, f, g, value, _ = _finish(prob, lu, lv, gamma)
     value = value + gamma * _kl(n, b2.astype(np.float64), xp)
     out_dtype = kernel.dtype
     state = SinkhornState(
         f=_potentials_out(f, prob.mask_u, out_dtype, xp),
         g=_potentials_out(g, prob.mask_v, out_dtype, xp),
-        n_iter=n_iter, converged=converged, err=err, log_domain=in_log)
+        n_iter=n_iter,
+        converged=converged,
+        err=err,
+        log_domain=in_log,
+    )
     m, n = m.astype(out_dtype), n.astype(out_dtype)
     if squeeze:
         return SinkhornResult(float(value[0]), m[:, 0], n[:, 0], state)
@@ -553,9 +620,21 @@ def _stack_signs(x, xp):
     return xp.stack([xp.maximum(x, 0), xp.maximum(-x, 0)], axis=1)
 
 
-def unbalanced_barycenter(A, M, *, epsilon, gamma, weights=None, tol=1e-6,
-                          max_iter=10_000, init=None, log_domain="auto",
-                          relaxation=None, dtype=None, backend=None):
+def unbalanced_barycenter(
+    A,
+    M,
+    *,
+    epsilon,
+    gamma,
+    weights=None,
+    tol=1e-6,
+    max_iter=10_000,
+    init=None,
+    log_domain="auto",
+    relaxation=None,
+    dtype=None,
+    backend=None,
+):
     """Unbalanced entropic Wasserstein barycenter(s) of the columns of ``A``.
 
     Minimises ``sum_s w_s W_u(A[:, s], q)`` over ``q`` by generalised
@@ -615,7 +694,8 @@ def unbalanced_barycenter(A, M, *, epsilon, gamma, weights=None, tol=1e-6,
     (``q = sum_s w_s P_s^T 1``) holds exactly after every iteration.
     """
     epsilon, gamma, tol, max_iter, psi, relaxation = _check_common(
-        epsilon, gamma, tol, max_iter, log_domain, relaxation)
+        epsilon, gamma, tol, max_iter, log_domain, relaxation
+    )
     if dtype is None and not isinstance(M, KernelOperator):
         dtype = getattr(A, "dtype", None)
         dtype = np.float32 if dtype == np.float32 else np.float64
@@ -626,35 +706,48 @@ def unbalanced_barycenter(A, M, *, epsilon, gamma, weights=None, tol=1e-6,
     p, S = A.shape[:2]
     n_problems = 1 if A.ndim == 2 else A.shape[2]
     if p != kernel.n_points:
-        raise ValueError(f"A must have {kernel.n_points} rows (the ground "
-                         f"metric's size), got shape {A.shape}")
+        raise ValueError(
+            f"A must have {kernel.n_points} rows (the ground "
+            f"metric's size), got shape {A.shape}"
+        )
     if weights is None:
         weights = np.full(S, 1.0 / S)
     weights = np.asarray(to_numpy(weights), dtype=np.float64)
     if weights.shape != (S,):
         raise ValueError(f"weights must have shape ({S},), got {weights.shape}")
     if (weights < 0).any() or not np.isclose(weights.sum(), 1.0, rtol=1e-9):
-        raise ValueError("weights must be non-negative and sum to 1, got "
-                         f"sum={weights.sum()}")
+        raise ValueError(
+            f"weights must be non-negative and sum to 1, got sum={weights.sum()}"
+        )
     A2 = A.reshape(p, S * n_problems)
     prob = _Problem(kernel, A2, None, psi, xp.asarray(weights), n_problems)
     init = _init_potentials(init, A2.shape, xp, epsilon)
     lu, lv, lq, n_iter, converged, err, in_log = _run(
-        prob, tol=tol, max_iter=max_iter, init=init, log_domain=log_domain,
-        relaxation=relaxation)
+        prob,
+        tol=tol,
+        max_iter=max_iter,
+        init=init,
+        log_domain=log_domain,
+        relaxation=relaxation,
+    )
     m, n, f, g, value, lKtu = _finish(prob, lu, lv, gamma)
     with np.errstate(all="ignore"):
         lq = prob.log_barycenter(xp.where(prob.mask_v, lKtu, -np.inf))
         q = xp.exp(lq)  # consistent with the returned potentials
     qe = prob.expand(q)
     value = value + gamma * _kl(n, qe, xp)
-    value = xp.tensordot(value.reshape(S, n_problems), xp.asarray(weights),
-                         axes=([0], [0]))
+    value = xp.tensordot(
+        value.reshape(S, n_problems), xp.asarray(weights), axes=([0], [0])
+    )
     out_dtype = kernel.dtype
     state = SinkhornState(
         f=_potentials_out(f, prob.mask_u, out_dtype, xp).reshape(in_shape),
         g=_potentials_out(g, prob.mask_v, out_dtype, xp).reshape(in_shape),
-        n_iter=n_iter, converged=converged, err=err, log_domain=in_log)
+        n_iter=n_iter,
+        converged=converged,
+        err=err,
+        log_domain=in_log,
+    )
     m = m.astype(out_dtype).reshape(in_shape)
     q = q.astype(out_dtype)
     if A.ndim == 2:
