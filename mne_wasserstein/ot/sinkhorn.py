@@ -216,13 +216,18 @@ class _Problem:
             self.mask_v = mass_a & mass_b
         self.mask_u = (A > 0) & mass_b
 
-    def barycenter(self, Ktu):
-        """Power mean of ``K^T u`` over subjects, kernel domain, (p, n_problems)."""
+    def barycenter(self, lKtu):
+        """Log of the power mean of ``K^T u`` over subjects, (p, n_problems).
+
+        Kernel domain: ``lKtu`` is finite where ``mask_v`` (checked by the
+        caller) and ``-inf`` (or ignored) elsewhere.
+        """
         xp, psi = self.xp, self.psi
-        p = Ktu.shape[0]
-        t = (Ktu ** (1.0 - psi)).reshape(p, -1, self.n_problems)
-        mean = xp.tensordot(t, self.weights.astype(Ktu.dtype), axes=([1], [0]))
-        return mean ** (1.0 / (1.0 - psi))
+        p = lKtu.shape[0]
+        t = xp.where(self.mask_v, xp.exp((1.0 - psi) * lKtu), 0.0)
+        t = t.reshape(p, -1, self.n_problems)
+        mean = xp.tensordot(t, self.weights.astype(lKtu.dtype), axes=([1], [0]))
+        return xp.log(mean) / (1.0 - psi)
 
     def log_barycenter(self, lKtu):
         xp, psi = self.xp, self.psi
@@ -244,11 +249,29 @@ def xp_broadcast(xp, x, shape):
     return xp.broadcast_to(x, shape)
 
 
+def _marginal_change(m, delta, xp):
+    """max_i m_i |delta_i| / max_i m_i per column, max over columns.
+
+    ``delta`` is the change of ``log u`` by one more update: to first order
+    this is the relative change of the left marginal ``m = u * K v``.
+    """
+    num = (m * xp.abs(delta)).max(axis=0)
+    scale = m.max(axis=0)
+    ok = scale > 0
+    return float(xp.where(ok, num / xp.where(ok, scale, 1.0), 0.0).max())
+
+
 def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
-    """Generalised Sinkhorn; returns (lu, lv, log q or None, state fields)."""
+    """Generalised Sinkhorn on log-scalings; returns (lu, lv, state fields).
+
+    Kernel domain: ``u = exp(lu)`` and ``v = exp(lv)`` enter the products
+    ``K v`` and ``K^T u`` in ``kernel.dtype``; the updates are done on the logs
+    (one log and one exp per entry and half-step, fused over-relaxation).
+    Log domain: the products are stabilised log-sum-exps in float64.
+    """
     kernel, xp, psi = prob.kernel, prob.xp, prob.psi
+    mask_u, mask_v, bary = prob.mask_u, prob.mask_v, prob.weights is not None
     dtype = kernel.dtype
-    tau = _tau(dtype)
     lu0, lv0 = init
     omega = float(relaxation)
     n_iter, err, converged = 0, np.inf, False
@@ -256,27 +279,24 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
 
     use_log = log_domain is True
     if lv0 is None:
-        lu0 = xp.where(prob.mask_u, 0.0, -np.inf)
-        lv0 = xp.where(prob.mask_v, 0.0, -np.inf)
+        lu0 = xp.where(mask_u, 0.0, -np.inf)
+        lv0 = xp.where(mask_v, 0.0, -np.inf)
     else:
-        lu0 = xp.where(prob.mask_u, lu0, -np.inf)
-        lv0 = xp.where(prob.mask_v, lv0, -np.inf)
-        big = np.log(1.0 / tau)
-        if bool((lv0 > big).any() | (lu0 > big).any()) and log_domain == "auto":
-            use_log = True
-        elif bool((xp.abs(lv0[prob.mask_v]) > big).any()) and log_domain == "auto":
+        lu0 = xp.where(mask_u, lu0, -np.inf)
+        lv0 = xp.where(mask_v, lv0, -np.inf)
+        big = np.log(1.0 / _tau(dtype))
+        if log_domain == "auto" and bool((lv0 > big).any() | (lu0 > big).any()):
             use_log = True
 
-    lq = None
     with np.errstate(all="ignore"):
         if not use_log:
             kern = kernel
-            u = xp.exp(lu0).astype(dtype)
-            v = xp.exp(lv0).astype(dtype)
-            A = prob.A.astype(dtype, copy=False)
-            target = (
-                prob.target.astype(dtype, copy=False) if prob.weights is None else None
-            )
+            tau = _tau(dtype)
+            big = np.log(1.0 / tau)
+            lu, lv = lu0.astype(dtype), lv0.astype(dtype)
+            u, v = xp.exp(lu), xp.exp(lv)
+            logA = xp.log(prob.A.astype(dtype))
+            ltarget = None if bary else xp.log(prob.target.astype(dtype))
             q = None
             while n_iter < max_iter:
                 if dtype == np.float32 and err < _F32_SWITCH and tol < _F32_SWITCH:
@@ -284,30 +304,38 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                     # finish in float64 (a few iterations)
                     dtype = np.dtype(np.float64)
                     tau = _tau(dtype)
+                    big = np.log(1.0 / tau)
                     kern = kernel.astype(dtype)
-                    u, v, A = u.astype(dtype), v.astype(dtype), prob.A
-                    target = None if target is None else prob.target
+                    lu, lv = lu.astype(dtype), lv.astype(dtype)
+                    u, v = xp.exp(lu), xp.exp(lv)
+                    logA = xp.log(prob.A.astype(dtype))
+                    ltarget = None if bary else xp.log(prob.target.astype(dtype))
                     q = None if q is None else q.astype(dtype)
                 Kv = kern.matvec(v)
-                u_new = xp.where(prob.mask_u, (A / Kv) ** psi, 0.0)
-                bad = bool((prob.mask_u & ~(Kv >= tau)).any())
-                err = _relative_change(u_new * Kv, u * Kv, xp)
+                bad = bool((mask_u & ~(Kv >= tau)).any())
+                lu_new = xp.where(mask_u, psi * (logA - xp.log(Kv)), -np.inf)
+                delta = xp.where(mask_u, lu_new - lu, 0.0)
+                err = _marginal_change(u * Kv, delta, xp)
                 if omega != 1.0:
-                    u_new = _relax(u, u_new, omega, xp)
+                    lu_new = xp.where(mask_u, lu + omega * delta, -np.inf)
+                u_new = xp.exp(lu_new)
                 Ktu = kern.rmatvec(u_new)
-                bad |= bool((prob.mask_v & ~(Ktu >= tau)).any())
-                if prob.weights is not None:
-                    q_new = prob.barycenter(Ktu)
-                    bad |= not bool((q_new <= 1.0 / tau).all())
+                bad |= bool((mask_v & ~(Ktu >= tau)).any())
+                lKtu = xp.log(Ktu)
+                if bary:
+                    lq_new = prob.barycenter(lKtu)
+                    bad |= not bool((lq_new <= big).all())
+                    q_new = xp.exp(lq_new)
                     if q is not None:
                         err = max(err, _relative_change(q_new, q, xp))
-                    tgt = prob.expand(q_new)
+                    ltgt = prob.expand(lq_new)
                 else:
-                    q_new, tgt = None, target
-                v_new = xp.where(prob.mask_v, (tgt / Ktu) ** psi, 0.0)
+                    q_new, ltgt = None, ltarget
+                lv_new = xp.where(mask_v, psi * (ltgt - lKtu), -np.inf)
                 if omega != 1.0:
-                    v_new = _relax(v, v_new, omega, xp)
-                bad |= not bool(((u_new <= 1.0 / tau) & (v_new <= 1.0 / tau)).all())
+                    lv_new = _relax_log(lv, lv_new, omega, xp)
+                bad |= bool((lu_new > big).any() | (lv_new > big).any())
+                bad |= bool(xp.isnan(lu_new).any() | xp.isnan(lv_new).any())
                 if bad:
                     if log_domain is False:
                         raise FloatingPointError(
@@ -321,36 +349,29 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                     )
                     use_log = True
                     break
-                u, v, q = u_new, v_new, q_new
+                lu, lv, u, v, q = lu_new, lv_new, u_new, xp.exp(lv_new), q_new
                 n_iter += 1
                 omega = _adapt(omega, errors, err)
                 if err < tol:
                     converged = True
                     break
-            lu0 = xp.where(prob.mask_u, xp.log(u.astype(np.float64)), -np.inf)
-            lv0 = xp.where(prob.mask_v, xp.log(v.astype(np.float64)), -np.inf)
-            if q is not None:
-                lq = xp.log(q.astype(np.float64))
+            lu0, lv0 = lu.astype(np.float64), lv.astype(np.float64)
 
         if use_log:
-            lu, lv = lu0, lv0
+            lu, lv, lq = lu0, lv0, None
             logA = xp.log(prob.A.astype(np.float64))
-            ltarget = (
-                None
-                if prob.weights is not None
-                else xp.log(prob.target.astype(np.float64))
-            )
+            ltarget = None if bary else xp.log(prob.target.astype(np.float64))
             while n_iter < max_iter and not converged:
                 lKv = kernel.log_matvec(lv)
-                lu_new = xp.where(
-                    prob.mask_u & (lKv > -np.inf), psi * (logA - lKv), -np.inf
-                )
-                err = _relative_change(xp.exp(lu_new + lKv), xp.exp(lu + lKv), xp)
+                lu_new = xp.where(mask_u & (lKv > -np.inf), psi * (logA - lKv), -np.inf)
+                ok = (lu_new > -np.inf) & (lu > -np.inf)
+                delta = xp.where(ok, lu_new - lu, 0.0)
+                err = _marginal_change(xp.where(ok, xp.exp(lu + lKv), 0.0), delta, xp)
                 if omega != 1.0:
                     lu_new = _relax_log(lu, lu_new, omega, xp)
                 lKtu = kernel.log_rmatvec(lu_new)
-                if prob.weights is not None:
-                    lq_new = prob.log_barycenter(xp.where(prob.mask_v, lKtu, -np.inf))
+                if bary:
+                    lq_new = prob.log_barycenter(xp.where(mask_v, lKtu, -np.inf))
                     if lq is not None:
                         err = max(err, _relative_change(xp.exp(lq_new), xp.exp(lq), xp))
                     ltgt = prob.expand(lq_new)
@@ -359,7 +380,7 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                 # K^T u = 0 exactly (no kernel entry reaches an input's mass):
                 # v is irrelevant there, -inf keeps the products finite
                 lv_new = xp.where(
-                    prob.mask_v & (lKtu > -np.inf), psi * (ltgt - lKtu), -np.inf
+                    mask_v & (lKtu > -np.inf), psi * (ltgt - lKtu), -np.inf
                 )
                 if omega != 1.0:
                     lv_new = _relax_log(lv, lv_new, omega, xp)
@@ -376,13 +397,7 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
             err,
             tol,
         )
-    return lu0, lv0, lq, n_iter, converged, err, use_log
-
-
-def _relax(x, x_new, omega, xp):
-    """Over-relaxed scaling ``x^(1 - omega) x_new^omega`` (0 stays 0)."""
-    ok = (x > 0) & (x_new > 0)
-    return xp.where(ok, x ** (1.0 - omega) * x_new**omega, x_new)
+    return lu0, lv0, n_iter, converged, err, use_log
 
 
 def _relax_log(lx, lx_new, omega, xp):
@@ -555,7 +570,7 @@ def unbalanced_sinkhorn(
             )
     prob = _Problem(kernel, a2, b2, psi, None, a2.shape[1])
     init = _init_potentials(init, a2.shape, xp, epsilon)
-    lu, lv, _, n_iter, converged, err, in_log = _run(
+    lu, lv, n_iter, converged, err, in_log = _run(
         prob,
         tol=tol,
         max_iter=max_iter,
@@ -722,7 +737,7 @@ def unbalanced_barycenter(
     A2 = A.reshape(p, S * n_problems)
     prob = _Problem(kernel, A2, None, psi, xp.asarray(weights), n_problems)
     init = _init_potentials(init, A2.shape, xp, epsilon)
-    lu, lv, lq, n_iter, converged, err, in_log = _run(
+    lu, lv, n_iter, converged, err, in_log = _run(
         prob,
         tol=tol,
         max_iter=max_iter,

@@ -1,0 +1,166 @@
+"""Time the unbalanced barycenter of mne_wasserstein.ot against POT.
+
+For p in {2562 (one hemisphere), 5124 (two)} and S in {8, 32} subjects, on
+the template source space (fsaverage5, ico4), ground metric = Euclidean
+distances between vertices in mm (np.inf between hemispheres), this prints
+the median time to tol=1e-6 of POT's ``barycenter_unbalanced`` and of this
+engine (cold and warm-started, float64 and float32), the speed-ups and the
+error of every barycenter against a tightly converged reference
+(``max |q - q_ref| / max q_ref``). Repeats are interleaved and medians are
+reported because the machine is shared.
+
+Run: python benchmarks/bench_ot.py [--repeats 3] [--quick]
+"""
+
+import argparse
+import time
+import warnings
+
+import mne
+import numpy as np
+import ot
+
+from mne_wasserstein.datasets import make_template
+from mne_wasserstein.ot import BlockDiagonalKernel, make_kernel, unbalanced_barycenter
+
+EPS_REL, GAMMA_REL, TOL = 0.05, 1.0, 1e-6
+
+
+def ground_metric():
+    subjects_dir = make_template()
+    src = mne.setup_source_space(
+        "fsaverage5", "ico4", subjects_dir=subjects_dir, add_dist=False, verbose=False
+    )
+    pos = [s["rr"][s["vertno"]] * 1e3 for s in src]  # mm
+    hemis = [np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1)) for x in pos]
+    return pos, hemis
+
+
+def make_inputs(pos, n_subjects, rng):
+    """Sparse non-negative sources: 3 smooth bumps per hemisphere and subject."""
+    cols = []
+    centres = [rng.choice(len(x), 3, replace=False) for x in pos]
+    for _ in range(n_subjects):
+        col = []
+        for x, cs in zip(pos, centres, strict=True):
+            a = np.zeros(len(x))
+            for c in cs:
+                jitter = rng.integers(len(x)) if rng.random() < 0.2 else c
+                d2 = ((x - x[jitter]) ** 2).sum(1)
+                a += rng.uniform(0.5, 1.5) * np.exp(-d2 / (2 * 8.0**2)) * (d2 < 30**2)
+            col.append(a)
+        cols.append(np.concatenate(col))
+    return np.stack(cols, axis=1)
+
+
+def full_metric(hemis):
+    p = sum(len(h) for h in hemis)
+    M = np.full((p, p), np.inf)
+    start = 0
+    for h in hemis:
+        M[start : start + len(h), start : start + len(h)] = h
+        start += len(h)
+    return M
+
+
+def timed(fun):
+    t0 = time.perf_counter()
+    out = fun()
+    return time.perf_counter() - t0, out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="p=2562, S=8 only")
+    args = parser.parse_args()
+    pos_all, hemis_all = ground_metric()
+    rng = np.random.default_rng(0)
+    rows = []
+    configs = [(1, 8), (1, 32), (2, 8), (2, 32)]
+    if args.quick:
+        configs = configs[:1]
+    for n_hemi, S in configs:
+        pos, hemis = pos_all[:n_hemi], hemis_all[:n_hemi]
+        M = full_metric(hemis)
+        p = M.shape[0]
+        med = np.median(np.concatenate([h.ravel() for h in hemis]))
+        eps, gamma = EPS_REL * med, GAMMA_REL * med
+        A = make_inputs(pos, S, rng)
+        # MWE warm start: the previous outer iteration had slightly other sources
+        A_prev = A * rng.uniform(0.9, 1.1, A.shape)
+        A32 = A.astype(np.float32)
+        kw = dict(epsilon=eps, gamma=gamma, tol=TOL)
+        t_k64, k_dense = timed(
+            lambda M=M, eps=eps: BlockDiagonalKernel(
+                [slice(0, p)], [M], eps, np.float64, np
+            )
+        )
+        t_k32, k_blocks = timed(
+            lambda M=M, eps=eps: make_kernel(M, eps, dtype=np.float32)
+        )
+        k_f64_blocks = make_kernel(M, eps)
+        ref = unbalanced_barycenter(
+            A, k_f64_blocks, epsilon=eps, gamma=gamma, tol=1e-12
+        )
+        q_ref = ref.barycenter
+        init64 = unbalanced_barycenter(A_prev, k_dense, **kw)
+        init32 = unbalanced_barycenter(A_prev.astype(np.float32), k_blocks, **kw)
+
+        def pot(A=A, M=M, eps=eps, gamma=gamma):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return ot.unbalanced.barycenter_unbalanced(
+                    A, M, eps, gamma, stopThr=TOL, numItermax=10_000, log=True
+                )
+
+        cases = {
+            "POT f64 (dense)": pot,
+            "ours f64 dense cold": lambda A=A, k=k_dense: unbalanced_barycenter(
+                A, k, **kw
+            ),
+            "ours f64 blocks cold": lambda A=A, k=k_f64_blocks: unbalanced_barycenter(
+                A, k, **kw
+            ),
+            "ours default cold": lambda A=A32, k=k_blocks: unbalanced_barycenter(
+                A, k, **kw
+            ),
+            "ours f64 dense warm": lambda A=A, k=k_dense, i=init64: (
+                unbalanced_barycenter(A, k, init=i, **kw)
+            ),
+            "ours default warm": lambda A=A32, k=k_blocks, i=init32: (
+                unbalanced_barycenter(A, k, init=i, **kw)
+            ),
+        }
+        times = {name: [] for name in cases}
+        outs = {}
+        for _ in range(args.repeats):
+            for name, fun in cases.items():
+                t, out = timed(fun)
+                times[name].append(t)
+                outs[name] = out
+        t_pot = np.median(times["POT f64 (dense)"])
+        for name in cases:
+            out = outs[name]
+            if name.startswith("POT"):
+                q, n_iter = out[0], out[1]["niter"]
+            else:
+                q, n_iter = np.asarray(out.barycenter, float), out.state.n_iter
+            err = np.abs(q - q_ref).max() / np.abs(q_ref).max()
+            t = np.median(times[name])
+            rows.append((p, S, name, t, t_pot / t, n_iter, err))
+        print(
+            f"# p={p} S={S}: eps={eps:.2f} mm, gamma={gamma:.1f} mm; kernel build "
+            f"(excluded): dense f64 {t_k64:.2f} s, blocks f32 {t_k32:.2f} s",
+            flush=True,
+        )
+    print()
+    print(f"{'p':>5} {'S':>3}  {'method':<22} {'time (s)':>9} {'speed-up':>9} "
+          f"{'iters':>6} {'rel. error':>10}")
+    for p, S, name, t, speedup, n_iter, err in rows:
+        print(f"{p:>5} {S:>3}  {name:<22} {t:>9.3f} {speedup:>8.1f}x {n_iter:>6} "
+              f"{err:>10.1e}")
+
+
+if __name__ == "__main__":
+    main()
