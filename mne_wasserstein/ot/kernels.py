@@ -152,6 +152,7 @@ class BlockDiagonalKernel(KernelOperator):
         ]
         self._K64 = None  # float64 kernels and -M/eps for the log domain (lazy)
         self._logK = None
+        self._total = None
 
     def __repr__(self):
         sizes = [_block_size(b) for b in self.blocks]
@@ -176,14 +177,22 @@ class BlockDiagonalKernel(KernelOperator):
         """Return ``K.T @ U`` for ``U`` of shape (p, n_columns)."""
         return self._apply(U, transpose=True)
 
+    def _kernels64(self):
+        if self._K64 is None:
+            if self.dtype == np.float64:
+                self._K64 = self._K
+            else:
+                self._K64 = [
+                    asarray(np.exp(-m / self.epsilon), self.xp, np.float64)
+                    for m in self._M
+                ]
+        return self._K64
+
     def _log_kernels(self):
         if self._logK is None:
             xp = self.xp
             self._logK = [asarray(-m / self.epsilon, xp, np.float64) for m in self._M]
-            self._K64 = [
-                asarray(np.exp(-m / self.epsilon), xp, np.float64) for m in self._M
-            ]
-        return self._K64, self._logK
+        return self._kernels64(), self._logK
 
     def _log_apply(self, log_V, transpose):
         xp = self.xp
@@ -223,14 +232,16 @@ class BlockDiagonalKernel(KernelOperator):
         new.__dict__.update(self.__dict__)
         new.dtype = dtype
         if dtype == np.float64:
-            new._K = self._log_kernels()[0]
+            new._K = self._kernels64()
         else:
             new._K = [K.astype(dtype) for K in self._K]
         return new
 
     def total(self):
         """Return the sum of the entries of ``K``."""
-        return float(sum(np.exp(-m / self.epsilon).sum() for m in self._M))
+        if self._total is None:
+            self._total = float(sum(np.exp(-m / self.epsilon).sum() for m in self._M))
+        return self._total
 
 
 def _exact_lse(L, rows, lv, xp):

@@ -356,8 +356,10 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                     converged = True
                     break
             lu0, lv0 = lu.astype(np.float64), lv.astype(np.float64)
+            final_kernel = kern
 
         if use_log:
+            final_kernel = None
             lu, lv, lq = lu0, lv0, None
             logA = xp.log(prob.A.astype(np.float64))
             ltarget = None if bary else xp.log(prob.target.astype(np.float64))
@@ -397,7 +399,7 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
             err,
             tol,
         )
-    return lu0, lv0, n_iter, converged, err, use_log
+    return lu0, lv0, n_iter, converged, err, final_kernel
 
 
 def _relax_log(lx, lx_new, omega, xp):
@@ -418,13 +420,23 @@ def _adapt(omega, errors, err):
     return omega
 
 
-def _finish(prob, lu, lv, gamma):
-    """Marginals and objective from log-scalings (float64, finite)."""
+def _finish(prob, lu, lv, gamma, final_kernel):
+    """Marginals and objective from log-scalings (float64, finite).
+
+    ``final_kernel`` is the kernel of the last kernel-domain iterations (its
+    products are accurate there), ``None`` after log-domain iterations.
+    """
     kernel, xp = prob.kernel, prob.xp
     eps = kernel.epsilon
     with np.errstate(all="ignore"):
-        lKv = kernel.log_matvec(lv)
-        lKtu = kernel.log_rmatvec(lu)
+        if final_kernel is None:
+            lKv = kernel.log_matvec(lv)
+            lKtu = kernel.log_rmatvec(lu)
+        else:
+            dt = final_kernel.dtype
+            lKv = xp.log(final_kernel.matvec(xp.exp(lv).astype(dt)))
+            lKtu = xp.log(final_kernel.rmatvec(xp.exp(lu).astype(dt)))
+            lKv, lKtu = lKv.astype(np.float64), lKtu.astype(np.float64)
         m = xp.where(prob.mask_u, xp.exp(lu + lKv), 0.0)
         n = xp.where(prob.mask_v, xp.exp(lv + lKtu), 0.0)
         f = xp.where(prob.mask_u, eps * lu, 0.0)
@@ -570,7 +582,7 @@ def unbalanced_sinkhorn(
             )
     prob = _Problem(kernel, a2, b2, psi, None, a2.shape[1])
     init = _init_potentials(init, a2.shape, xp, epsilon)
-    lu, lv, n_iter, converged, err, in_log = _run(
+    lu, lv, n_iter, converged, err, final_kernel = _run(
         prob,
         tol=tol,
         max_iter=max_iter,
@@ -578,7 +590,7 @@ def unbalanced_sinkhorn(
         log_domain=log_domain,
         relaxation=relaxation,
     )
-    m, n, f, g, value, _ = _finish(prob, lu, lv, gamma)
+    m, n, f, g, value, _ = _finish(prob, lu, lv, gamma, final_kernel)
     value = value + gamma * _kl(n, b2.astype(np.float64), xp)
     out_dtype = kernel.dtype
     state = SinkhornState(
@@ -587,7 +599,7 @@ def unbalanced_sinkhorn(
         n_iter=n_iter,
         converged=converged,
         err=err,
-        log_domain=in_log,
+        log_domain=final_kernel is None,
     )
     m, n = m.astype(out_dtype), n.astype(out_dtype)
     if squeeze:
@@ -737,7 +749,7 @@ def unbalanced_barycenter(
     A2 = A.reshape(p, S * n_problems)
     prob = _Problem(kernel, A2, None, psi, xp.asarray(weights), n_problems)
     init = _init_potentials(init, A2.shape, xp, epsilon)
-    lu, lv, n_iter, converged, err, in_log = _run(
+    lu, lv, n_iter, converged, err, final_kernel = _run(
         prob,
         tol=tol,
         max_iter=max_iter,
@@ -745,7 +757,7 @@ def unbalanced_barycenter(
         log_domain=log_domain,
         relaxation=relaxation,
     )
-    m, n, f, g, value, lKtu = _finish(prob, lu, lv, gamma)
+    m, n, f, g, value, lKtu = _finish(prob, lu, lv, gamma, final_kernel)
     with np.errstate(all="ignore"):
         lq = prob.log_barycenter(xp.where(prob.mask_v, lKtu, -np.inf))
         q = xp.exp(lq)  # consistent with the returned potentials
@@ -761,7 +773,7 @@ def unbalanced_barycenter(
         n_iter=n_iter,
         converged=converged,
         err=err,
-        log_domain=in_log,
+        log_domain=final_kernel is None,
     )
     m = m.astype(out_dtype).reshape(in_shape)
     q = q.astype(out_dtype)
