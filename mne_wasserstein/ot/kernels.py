@@ -140,7 +140,7 @@ class BlockDiagonalKernel(KernelOperator):
     """
 
     def __init__(self, blocks, ground_metrics, epsilon, dtype, xp):
-        self.blocks = list(blocks)
+        self.blocks = [b if isinstance(b, slice) else asarray(b, xp) for b in blocks]
         self.epsilon = float(epsilon)
         self.dtype = np.dtype(dtype)
         self.xp = xp
