@@ -20,6 +20,23 @@ subjects_dir : path-like | None
     ``<data folder>/subjects`` is used, where the data folder is given by the
     ``MNE_WASSERSTEIN_DATA`` environment variable or MNE config key (default
     ``~/mne_data/mne_wasserstein``)."""
+docdict["epsilon"] = """\
+epsilon : float
+    Entropic regularisation of optimal transport (> 0), in the unit of the
+    ground metric (mm). Smaller values give sharper transport plans and need
+    more Sinkhorn iterations (log-domain ones below about
+    ``max(ground_metric) / 700``)."""
+docdict["gamma"] = """\
+gamma : float
+    Marginal relaxation of unbalanced optimal transport (> 0), in the unit
+    of the ground metric (mm): the weight of the KL penalties on the
+    marginals in Eq. 9 of Janati et al. (NeuroImage 2020). Large values approach
+    balanced transport."""
+docdict["backend"] = """\
+backend : None | "numpy" | "cupy"
+    The array library of the optimal-transport computations. ``None``: cupy
+    if the inputs are cupy arrays, else numpy. cupy needs the ``gpu`` extra
+    and a CUDA device."""
 docdict["random_state"] = """\
 random_state : None | int | RandomState | Generator
     Seed or random number generator, for reproducible results."""

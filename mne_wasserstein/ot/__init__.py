@@ -1,0 +1,26 @@
+"""Entropic unbalanced optimal transport on numpy or cupy arrays.
+
+Arrays only: this subpackage does not import MNE-Python.
+"""
+
+from .kernels import BlockDiagonalKernel, KernelOperator, make_kernel
+from .sinkhorn import (
+    BarycenterResult,
+    SinkhornResult,
+    SinkhornState,
+    signed_wasserstein,
+    unbalanced_barycenter,
+    unbalanced_sinkhorn,
+)
+
+__all__ = [
+    "BarycenterResult",
+    "BlockDiagonalKernel",
+    "KernelOperator",
+    "SinkhornResult",
+    "SinkhornState",
+    "make_kernel",
+    "signed_wasserstein",
+    "unbalanced_barycenter",
+    "unbalanced_sinkhorn",
+]

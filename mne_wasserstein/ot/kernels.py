@@ -1,0 +1,336 @@
+"""Gibbs kernel operators ``K = exp(-M / epsilon)``.
+
+A kernel operator applies ``K`` and ``K^T`` to a batch of columns, in the
+kernel domain (``K @ V``) and in the log domain
+(``log(K @ exp(log V))``, computed without under/overflow). The solvers of
+:mod:`mne_wasserstein.ot.sinkhorn` only use this interface, so another
+operator (e.g. a heat kernel built from a mesh Laplacian) is one new
+subclass of :class:`KernelOperator`.
+"""
+
+import numpy as np
+
+from ._backend import asarray, check_dtype, get_namespace, to_numpy
+
+__all__ = ["KernelOperator", "BlockDiagonalKernel", "make_kernel"]
+
+# Rows of a shifted kernel product below this value are recomputed with an
+# exact log-sum-exp: above it, the terms lost to underflow (each < 1e-307 and
+# at most p of them) change the row by less than 1e-100 relative.
+_LOG_REPAIR = 1e-200
+_ROW_CHUNK = 512
+
+
+class KernelOperator:
+    """Interface of a Gibbs kernel ``K = exp(-M / epsilon)`` of shape (p, p).
+
+    Subclasses implement :meth:`matvec`, :meth:`rmatvec`, :meth:`log_matvec`,
+    :meth:`log_rmatvec` and :meth:`total`, and set the attributes below.
+
+    Attributes
+    ----------
+    n_points : int
+        The number of points ``p`` (source-space vertices).
+    epsilon : float
+        The entropic regularisation, in the unit of the ground metric.
+    dtype : numpy.dtype
+        The dtype of the kernel-domain products (float64 or float32).
+    xp : module
+        The array namespace (numpy or cupy).
+    blocks : list of slice | array of int
+        Groups of points between which there is no transport (``K = 0``
+        between two groups), e.g. the two hemispheres. One group if none.
+    """
+
+    n_points: int
+    epsilon: float
+    dtype: np.dtype
+    xp: object
+    blocks: list
+
+    def matvec(self, V):
+        """Return ``K @ V`` for ``V`` of shape (p, n_columns), in ``self.dtype``."""
+        raise NotImplementedError
+
+    def rmatvec(self, U):
+        """Return ``K.T @ U`` for ``U`` of shape (p, n_columns)."""
+        raise NotImplementedError
+
+    def log_matvec(self, log_V):
+        """Return ``log(K @ exp(log_V))`` in float64, stable for any ``log_V``."""
+        raise NotImplementedError
+
+    def log_rmatvec(self, log_U):
+        """Return ``log(K.T @ exp(log_U))`` in float64, stable for any ``log_U``."""
+        raise NotImplementedError
+
+    def total(self):
+        """Return the sum of the entries of ``K`` (a float)."""
+        raise NotImplementedError
+
+    def astype(self, dtype):
+        """Return the same operator with kernel-domain products in ``dtype``."""
+        raise NotImplementedError
+
+
+def _find_blocks(finite):
+    """Find the groups of points connected by finite ground-metric entries.
+
+    Contiguous index ranges are returned as slices (views, no copy), other
+    groups as sorted integer arrays.
+    """
+    p = finite.shape[0]
+    any_row = finite.any(axis=1)
+    if not any_row.all():
+        bad = np.flatnonzero(~any_row)[:5]
+        raise ValueError(
+            f"Rows {bad.tolist()} of the ground metric have no finite entry: "
+            "these points cannot receive or send any mass"
+        )
+    # contiguous blocks: grow [start, stop) until no row reaches beyond it
+    last = p - 1 - np.argmax(finite[:, ::-1], axis=1)
+    first = np.argmax(finite, axis=1)
+    blocks, start = [], 0
+    while start < p:
+        stop = last[start] + 1
+        while True:
+            new_stop = max(stop, int(last[start:stop].max()) + 1)
+            if new_stop == stop:
+                break
+            stop = new_stop
+        if first[start:stop].min() < start:
+            blocks = None
+            break
+        blocks.append(slice(start, stop))
+        start = stop
+    if blocks is not None:
+        n_inside = sum(int(finite[b, b].sum()) for b in blocks)
+        if n_inside == int(finite.sum()):
+            return blocks
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import connected_components
+
+    n_comp, labels = connected_components(csr_array(finite), directed=False)
+    return [np.flatnonzero(labels == k) for k in range(n_comp)]
+
+
+class BlockDiagonalKernel(KernelOperator):
+    """Dense Gibbs kernel stored and applied block by block.
+
+    Parameters
+    ----------
+    blocks : list of slice | array of int
+        The groups of points (see :class:`KernelOperator`); together they
+        partition ``range(n_points)``.
+    ground_metrics : list of array, shape (p_k, p_k)
+        The ground metric inside each block, non-negative, in any unit
+        (``np.inf`` allowed: no transport between those two points).
+    epsilon : float
+        The entropic regularisation, in the unit of the ground metric.
+    dtype : numpy.dtype
+        float64 or float32, for the kernel-domain products.
+    xp : module
+        numpy or cupy.
+
+    Notes
+    -----
+    Entries of ``K`` that underflow (``M / epsilon`` above about 745 in
+    float64, 87 in float32) are zeros in the kernel domain; the log-domain
+    products use ``M`` itself and lose nothing.
+    """
+
+    def __init__(self, blocks, ground_metrics, epsilon, dtype, xp):
+        self.blocks = [b if isinstance(b, slice) else asarray(b, xp) for b in blocks]
+        self.epsilon = float(epsilon)
+        self.dtype = np.dtype(dtype)
+        self.xp = xp
+        self.n_points = sum(_block_size(b) for b in self.blocks)
+        self._M = [np.asarray(m, dtype=np.float64) for m in ground_metrics]
+        self._symmetric = [bool(np.array_equal(m, m.T)) for m in self._M]
+        self._K = [
+            asarray(np.exp(-m / self.epsilon), xp, dtype=self.dtype) for m in self._M
+        ]
+        self._K64 = None  # float64 kernels and -M/eps for the log domain (lazy)
+        self._logK = None
+        self._total = None
+
+    def __repr__(self):
+        sizes = [_block_size(b) for b in self.blocks]
+        return (
+            f"<BlockDiagonalKernel | {self.n_points} points, blocks {sizes}, "
+            f"epsilon={self.epsilon:g}, {self.dtype}, {self.xp.__name__}>"
+        )
+
+    def _apply(self, V, transpose):
+        xp = self.xp
+        out = xp.empty(V.shape, dtype=self.dtype)
+        for idx, K, sym in zip(self.blocks, self._K, self._symmetric, strict=True):
+            Kb = K if (sym or not transpose) else K.T
+            out[idx] = Kb @ V[idx]
+        return out
+
+    def matvec(self, V):
+        """Return ``K @ V`` for ``V`` of shape (p, n_columns)."""
+        return self._apply(V, transpose=False)
+
+    def rmatvec(self, U):
+        """Return ``K.T @ U`` for ``U`` of shape (p, n_columns)."""
+        return self._apply(U, transpose=True)
+
+    def _kernels64(self):
+        if self._K64 is None:
+            if self.dtype == np.float64:
+                self._K64 = self._K
+            else:
+                self._K64 = [
+                    asarray(np.exp(-m / self.epsilon), self.xp, np.float64)
+                    for m in self._M
+                ]
+        return self._K64
+
+    def _log_kernels(self):
+        if self._logK is None:
+            xp = self.xp
+            self._logK = [asarray(-m / self.epsilon, xp, np.float64) for m in self._M]
+        return self._kernels64(), self._logK
+
+    def _log_apply(self, log_V, transpose):
+        xp = self.xp
+        K64, logK = self._log_kernels()
+        out = xp.empty(log_V.shape, dtype=np.float64)
+        for idx, K, L, sym in zip(self.blocks, K64, logK, self._symmetric, strict=True):
+            if transpose and not sym:
+                K, L = K.T, L.T
+            lv = log_V[idx]
+            shift = lv.max(axis=0)
+            shift = xp.where(xp.isfinite(shift), shift, 0.0)
+            summed = K @ xp.exp(lv - shift)
+            # rows where every non-negligible term underflowed: exact log-sum-exp
+            bad = (summed < _LOG_REPAIR) & xp.isfinite(lv.max(axis=0))
+            with np.errstate(divide="ignore"):
+                res = xp.log(summed) + shift
+            for col in to_numpy(xp.flatnonzero(bad.any(axis=0))):
+                rows = xp.flatnonzero(bad[:, col])
+                res[rows, col] = _exact_lse(L, rows, lv[:, col], xp)
+            out[idx] = res
+        return out
+
+    def log_matvec(self, log_V):
+        """Return ``log(K @ exp(log_V))`` (float64), without under/overflow."""
+        return self._log_apply(log_V, transpose=False)
+
+    def log_rmatvec(self, log_U):
+        """Return ``log(K.T @ exp(log_U))`` (float64), without under/overflow."""
+        return self._log_apply(log_U, transpose=True)
+
+    def astype(self, dtype):
+        """Return the same operator with kernel-domain products in ``dtype``."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        new = object.__new__(BlockDiagonalKernel)
+        new.__dict__.update(self.__dict__)
+        new.dtype = dtype
+        if dtype == np.float64:
+            new._K = self._kernels64()
+        else:
+            new._K = [K.astype(dtype) for K in self._K]
+        return new
+
+    def total(self):
+        """Return the sum of the entries of ``K``."""
+        if self._total is None:
+            self._total = float(sum(np.exp(-m / self.epsilon).sum() for m in self._M))
+        return self._total
+
+
+def _exact_lse(L, rows, lv, xp):
+    """``log sum_j exp(L[i, j] + lv[j])`` for i in rows, chunked over rows."""
+    out = xp.empty(rows.shape[0], dtype=np.float64)
+    for start in range(0, rows.shape[0], _ROW_CHUNK):
+        sel = rows[start : start + _ROW_CHUNK]
+        T = L[sel] + lv[None, :]
+        mx = T.max(axis=1)
+        safe = xp.where(xp.isfinite(mx), mx, 0.0)
+        with np.errstate(divide="ignore"):
+            out[start : start + _ROW_CHUNK] = safe + xp.log(
+                xp.exp(T - safe[:, None]).sum(axis=1)
+            )
+    return out
+
+
+def _block_size(idx):
+    if isinstance(idx, slice):
+        return idx.stop - idx.start
+    return len(idx)
+
+
+def make_kernel(ground_metric, epsilon, *, dtype=None, backend=None):
+    """Build the Gibbs kernel operator of a ground metric.
+
+    Parameters
+    ----------
+    ground_metric : array, shape (p, p) | list of array | KernelOperator
+        The ground metric ``M`` (non-negative, e.g. geodesic distances in mm).
+        ``np.inf`` entries mean no transport; points connected by finite
+        entries form blocks (e.g. one per hemisphere) that are stored and
+        applied separately. A list of square arrays gives the diagonal blocks
+        directly, in order. A :class:`KernelOperator` is returned unchanged
+        (after checking ``epsilon``).
+    epsilon : float
+        The entropic regularisation (> 0), in the unit of ``M``.
+    dtype : None | float64 | float32
+        The dtype of the kernel-domain products. ``None``: float32 if ``M``
+        (all of its blocks) is float32, else float64.
+    backend : None | "numpy" | "cupy"
+        ``None``: cupy if ``M`` is a cupy array, else numpy.
+
+    Returns
+    -------
+    kernel : KernelOperator
+        The kernel operator.
+    """
+    epsilon = _check_positive(epsilon, "epsilon")
+    if isinstance(ground_metric, KernelOperator):
+        if not np.isclose(ground_metric.epsilon, epsilon, rtol=1e-12, atol=0):
+            raise ValueError(
+                f"The kernel operator was built with epsilon={ground_metric.epsilon}"
+                f", got epsilon={epsilon}"
+            )
+        return ground_metric
+    if isinstance(ground_metric, (list, tuple)):
+        mats = list(ground_metric)
+        xp = get_namespace(*mats, backend=backend)
+        dtype = check_dtype(dtype, *mats)
+        mats = [_check_metric(to_numpy(m), f"block {k}") for k, m in enumerate(mats)]
+        blocks, start = [], 0
+        for m in mats:
+            blocks.append(slice(start, start + m.shape[0]))
+            start += m.shape[0]
+        return BlockDiagonalKernel(blocks, mats, epsilon, dtype, xp)
+    xp = get_namespace(ground_metric, backend=backend)
+    dtype = check_dtype(dtype, ground_metric)
+    M = _check_metric(to_numpy(ground_metric), "ground_metric")
+    blocks = _find_blocks(np.isfinite(M))
+    mats = [M[b][:, b] if not isinstance(b, slice) else M[b, b] for b in blocks]
+    return BlockDiagonalKernel(blocks, mats, epsilon, dtype, xp)
+
+
+def _check_metric(M, name):
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty square matrix, got {M.shape}")
+    if np.isnan(M).any():
+        raise ValueError(f"{name} contains NaN")
+    if (M < 0).any():
+        raise ValueError(f"{name} must be non-negative")
+    return M
+
+
+def _check_positive(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value

@@ -1,0 +1,372 @@
+"""Tests of the entropic unbalanced OT engine (mne_wasserstein.ot)."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from mne_wasserstein.ot import (
+    BarycenterResult,
+    BlockDiagonalKernel,
+    SinkhornState,
+    make_kernel,
+    signed_wasserstein,
+    unbalanced_barycenter,
+    unbalanced_sinkhorn,
+)
+
+ot = pytest.importorskip("ot")
+
+
+def _points(p, seed, dim=2):
+    rng = np.random.default_rng(seed)
+    X = rng.random((p, dim))
+    M = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    return rng, M
+
+
+def _kl(x, y):
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 log 0 = 0
+        t = np.where(x > 0, x * np.log(np.where(x > 0, x, 1) / y), 0.0)
+    return float((t - x + y).sum())
+
+
+def _objective(P, a, b, M, eps, gamma):
+    """Eq. 9 evaluated on an explicit plan (KL(P | K) with log K = -M / eps)."""
+    pos = P > 0
+    ent = np.where(pos, P * (np.log(np.where(pos, P, 1)) + M / eps), 0.0)
+    kl_pk = (ent - P + np.exp(-M / eps)).sum()
+    return eps * kl_pk + gamma * _kl(P.sum(1), a) + gamma * _kl(P.sum(0), b)
+
+
+def _rel(x, ref):
+    return np.abs(np.asarray(x) - ref).max() / np.abs(ref).max()
+
+
+# (epsilon / median(M), gamma / median(M)) where POT's solvers are reliable
+POT_RELIABLE = [(0.1, 1.0), (0.05, 0.3), (0.5, 5.0)]
+
+
+@pytest.mark.parametrize("eps_rel, gamma_rel", POT_RELIABLE)
+def test_sinkhorn_matches_pot(eps_rel, gamma_rel):
+    rng, M = _points(50, 0)
+    med = np.median(M)
+    eps, gamma = eps_rel * med, gamma_rel * med
+    a, b = rng.random(50), 2 * rng.random(50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # POT: "c is overwritten by ones"
+        P = ot.unbalanced.sinkhorn_unbalanced(
+            a, b, M, eps, gamma, reg_type="entropy", stopThr=1e-14, numItermax=100_000
+        )
+    res = unbalanced_sinkhorn(a, b, M, epsilon=eps, gamma=gamma, tol=1e-12)
+    assert res.state.converged
+    # 1e-6 relative: the acceptance tolerance; both solvers are converged to
+    # ~1e-12, so the agreement is limited by rounding only
+    assert abs(res.value - _objective(P, a, b, M, eps, gamma)) < 1e-6 * abs(res.value)
+    assert _rel(res.left_marginal, P.sum(1)) < 1e-6
+    assert _rel(res.right_marginal, P.sum(0)) < 1e-6
+
+
+@pytest.mark.parametrize("eps_rel, gamma_rel", POT_RELIABLE)
+def test_barycenter_matches_pot(eps_rel, gamma_rel):
+    rng, M = _points(60, 1)
+    med = np.median(M)
+    eps, gamma = eps_rel * med, gamma_rel * med
+    A = rng.random((60, 5)) * rng.random(5)  # different total masses
+    w = rng.random(5)
+    w /= w.sum()
+    q_pot = ot.unbalanced.barycenter_unbalanced(
+        A, M, eps, gamma, weights=w, stopThr=1e-14, numItermax=100_000
+    )
+    res = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, weights=w, tol=1e-12)
+    assert isinstance(res, BarycenterResult) and res.state.converged
+    assert res.barycenter.shape == (60,) and res.marginals.shape == (60, 5)
+    # 1e-6 relative, the acceptance tolerance (both converged to ~1e-12)
+    assert _rel(res.barycenter, q_pot) < 1e-6
+    # plain Sinkhorn (no over-relaxation) reaches the same point
+    res1 = unbalanced_barycenter(
+        A, M, epsilon=eps, gamma=gamma, weights=w, tol=1e-12, relaxation=1.0
+    )
+    assert _rel(res1.barycenter, q_pot) < 1e-6
+    assert res.state.n_iter < res1.state.n_iter
+
+
+def _ref_log_barycenter(A, M, eps, gamma, n_iter):
+    """Direct log-domain generalised Sinkhorn (weights 1 / S)."""
+    psi = gamma / (gamma + eps)
+    logK = -M / eps
+    with np.errstate(divide="ignore"):
+        la = np.log(A)  # -inf where no mass
+    lv = np.zeros_like(A)
+    S = A.shape[1]
+    for _ in range(n_iter):
+        lu = psi * (la - logsumexp(logK[:, :, None] + lv[None], axis=1))
+        lKtu = logsumexp(logK.T[:, :, None] + lu[None], axis=1)
+        lq = logsumexp((1 - psi) * lKtu - np.log(S), axis=1) / (1 - psi)
+        lv = psi * (lq[:, None] - lKtu)
+    return np.exp(lq)
+
+
+def _ref_log_sinkhorn(a, b, M, eps, gamma, n_iter):
+    psi = gamma / (gamma + eps)
+    logK = -M / eps
+    lv = np.zeros_like(b)
+    with np.errstate(divide="ignore"):
+        la, lb = np.log(a), np.log(b)
+    for _ in range(n_iter):
+        lu = psi * (la - logsumexp(logK + lv[None], axis=1))
+        lv = psi * (lb - logsumexp(logK.T + lu[None], axis=1))
+    logP = lu[:, None] + logK + lv[None]
+    return np.exp(logP)
+
+
+@pytest.mark.parametrize("eps_rel", [1e-2, 1e-3])
+def test_small_epsilon_log_domain(eps_rel):
+    # POT returns zero mass, NaN or overflowed mass here; we must not
+    rng, M = _points(30, 2)
+    med = np.median(M)
+    eps, gamma = eps_rel * med, 0.01 * med
+    # sparse inputs: K^T u underflows far from their supports
+    A = rng.random((30, 4)) * (rng.random((30, 4)) < 0.3)
+    A[0] = 1.0
+    res = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-12)
+    assert res.state.converged
+    # max(M) / eps ~ 2500 > 745: the kernel-domain iterations break down
+    assert res.state.log_domain == (eps_rel == 1e-3)
+    ref = _ref_log_barycenter(A, M, eps, gamma, 400)
+    for x in (res.barycenter, res.marginals, res.state.f, res.state.g):
+        assert np.isfinite(x).all()
+    assert np.isfinite(res.value)
+    # 1e-8: both iterations converged far below that (contraction ~ psi^2)
+    assert _rel(res.barycenter, ref) < 1e-8
+    if eps_rel == 1e-3:
+        with pytest.raises(FloatingPointError, match="log_domain"):
+            unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, log_domain=False)
+
+    # float32 kernel-domain iterations underflow earlier (max(M) / eps > 87)
+    r32 = unbalanced_barycenter(
+        A.astype(np.float32), M, epsilon=eps, gamma=gamma, tol=1e-6
+    )
+    assert r32.state.log_domain and np.isfinite(r32.barycenter).all()
+    # 1e-5: float32 output of float64 log-domain iterations stopped at 1e-6
+    assert _rel(r32.barycenter, ref) < 1e-5
+
+    a, b = A[:, 0], A[:, 1]
+    sk = unbalanced_sinkhorn(a, b, M, epsilon=eps, gamma=gamma, tol=1e-12)
+    P = _ref_log_sinkhorn(a, b, M, eps, gamma, 400)
+    assert np.isfinite(sk.value)
+    # 1e-8: converged reference, rounding-limited agreement
+    assert _rel(sk.left_marginal, P.sum(1)) < 1e-8
+    assert _rel(sk.right_marginal, P.sum(0)) < 1e-8
+    assert abs(sk.value - _objective(P, a, b, M, eps, gamma)) < 1e-8 * abs(sk.value)
+
+
+def test_barycenter_optimality_certificate():
+    # the barycenter equals the weighted mean of the right marginals
+    rng, M = _points(40, 3)
+    eps, gamma = 0.05 * np.median(M), np.median(M)
+    A = rng.random((40, 3))
+    res = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-10)
+    right = [
+        unbalanced_sinkhorn(
+            A[:, s], res.barycenter, M, epsilon=eps, gamma=gamma, tol=1e-12
+        ).right_marginal
+        for s in range(3)
+    ]
+    # 1e-6: two independent solves at tol 1e-10 / 1e-12
+    assert _rel(np.mean(right, axis=0), res.barycenter) < 1e-6
+
+
+def test_identical_inputs():
+    x = np.linspace(0, 1, 80)
+    M = (x[:, None] - x[None]) ** 2
+    a = np.exp(-((x - 0.4) ** 2) / 0.01) + 0.05
+    A = np.repeat(a[:, None], 4, axis=1)
+    eps, gamma = 1e-4, 1.0
+    res = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-10)
+    one = unbalanced_barycenter(a[:, None], M, epsilon=eps, gamma=gamma, tol=1e-10)
+    # exact identity up to the solver tolerance
+    assert _rel(res.barycenter, one.barycenter) < 1e-8
+    # 2 %: the entropic blur (sqrt(eps) = 0.01 vs a bump of width 0.07)
+    assert _rel(res.barycenter, a) < 0.02
+
+
+def test_two_diracs_middle():
+    x = np.linspace(0, 1, 101)
+    M = (x[:, None] - x[None]) ** 2
+    A = np.zeros((101, 2))
+    A[20, 0] = A[80, 1] = 1.0
+    res = unbalanced_barycenter(A, M, epsilon=1e-3, gamma=1.0, tol=1e-10)
+    q = res.barycenter
+    assert np.isfinite(q).all()
+    assert np.argmax(q) == 50
+    # 1e-6: symmetric problem, the centre of mass is 0.5 up to the tolerance
+    assert abs((q * x).sum() / q.sum() - 0.5) < 1e-6
+    assert q[:35].sum() < 1e-3 * q.sum()  # no mass left at the inputs
+
+
+def _two_hemis(seed, p1=30, p2=25):
+    rng, M1 = _points(p1, seed)
+    _, M2 = _points(p2, seed + 1)
+    M = np.full((p1 + p2, p1 + p2), np.inf)
+    M[:p1, :p1], M[p1:, p1:] = M1, M2
+    return rng, M, M1, M2
+
+
+def test_block_diagonal_equals_dense():
+    rng, M, M1, M2 = _two_hemis(4)
+    p = M.shape[0]
+    eps, gamma = 0.05, 0.5
+    A = rng.random((p, 3))
+    A[:30, 2] = 0  # one input without mass in the first hemisphere
+    kern = make_kernel(M, eps)
+    assert [(b.start, b.stop) for b in kern.blocks] == [(0, 30), (30, p)]
+    dense = BlockDiagonalKernel([slice(0, p)], [M], eps, np.float64, np)
+    res_b = unbalanced_barycenter(A, kern, epsilon=eps, gamma=gamma, tol=1e-12)
+    res_d = unbalanced_barycenter(A, dense, epsilon=eps, gamma=gamma, tol=1e-12)
+    res_l = unbalanced_barycenter(A, [M1, M2], epsilon=eps, gamma=gamma, tol=1e-12)
+    # 1e-10: same iterations, products summed in another order
+    assert _rel(res_b.barycenter, res_d.barycenter) < 1e-10
+    assert _rel(res_l.barycenter, res_d.barycenter) < 1e-10
+    assert _rel(res_b.marginals, res_d.marginals) < 1e-10
+    assert np.all(res_b.marginals[:30, 2] == 0)
+    # non-contiguous blocks (a permutation) give the permuted result
+    perm = rng.permutation(p)
+    res_p = unbalanced_barycenter(
+        A[perm], M[perm][:, perm], epsilon=eps, gamma=gamma, tol=1e-12
+    )
+    assert _rel(res_p.barycenter, res_b.barycenter[perm]) < 1e-10
+    # distance too
+    sk_b = unbalanced_sinkhorn(A[:, 0], A[:, 1], M, epsilon=eps, gamma=gamma)
+    sk_d = unbalanced_sinkhorn(A[:, 0], A[:, 1], dense, epsilon=eps, gamma=gamma)
+    assert abs(sk_b.value - sk_d.value) < 1e-10 * abs(sk_d.value)
+
+
+def test_warm_start():
+    rng, M = _points(80, 5)
+    eps, gamma = 0.02 * np.median(M), np.median(M)
+    A = rng.random((80, 4))
+    first = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-9)
+    A2 = A * (1 + 0.05 * rng.standard_normal(A.shape)).clip(0.5)
+    cold = unbalanced_barycenter(A2, M, epsilon=eps, gamma=gamma, tol=1e-9)
+    warm = unbalanced_barycenter(A2, M, epsilon=eps, gamma=gamma, tol=1e-9, init=first)
+    # 1e-7: two solves stopped at tol 1e-9 reach the same fixed point
+    assert _rel(warm.barycenter, cold.barycenter) < 1e-7
+    assert warm.state.n_iter < cold.state.n_iter
+    # restarting at the solution stops at once
+    again = unbalanced_barycenter(
+        A2, M, epsilon=eps, gamma=gamma, tol=1e-8, init=warm.state
+    )
+    assert again.state.n_iter <= 2
+    with pytest.raises(ValueError, match="incompatible"):
+        unbalanced_barycenter(A2[:, :3], M, epsilon=eps, gamma=gamma, init=first)
+
+
+def test_batched_problems_and_signed():
+    rng, M = _points(40, 6)
+    eps, gamma = 0.05, 0.5
+    X = rng.standard_normal((40, 3))
+    A = np.stack([np.maximum(X, 0), np.maximum(-X, 0)], axis=2)
+    res = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-12)
+    assert res.barycenter.shape == (40, 2) and res.marginals.shape == (40, 3, 2)
+    for k in range(2):
+        one = unbalanced_barycenter(A[:, :, k], M, epsilon=eps, gamma=gamma, tol=1e-12)
+        # 1e-9: batched and single solves stop at different iterations
+        assert _rel(res.barycenter[:, k], one.barycenter) < 1e-9
+        assert abs(res.value[k] - one.value) < 1e-9 * abs(one.value)
+    a, b = X[:, 0], X[:, 1]
+    sw = signed_wasserstein(a, b, M, epsilon=eps, gamma=gamma, tol=1e-12)
+    pos = unbalanced_sinkhorn(
+        np.maximum(a, 0), np.maximum(b, 0), M, epsilon=eps, gamma=gamma, tol=1e-12
+    )
+    neg = unbalanced_sinkhorn(
+        np.maximum(-a, 0), np.maximum(-b, 0), M, epsilon=eps, gamma=gamma, tol=1e-12
+    )
+    assert abs(sw.value - pos.value - neg.value) < 1e-9 * abs(sw.value)
+    assert sw.left_marginal.shape == (40, 2)
+
+
+def test_float32():
+    rng, M = _points(100, 7)
+    eps, gamma = 0.05 * np.median(M), np.median(M)
+    A = rng.random((100, 4))
+    r64 = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-6)
+    r32 = unbalanced_barycenter(
+        A.astype(np.float32), M, epsilon=eps, gamma=gamma, tol=1e-6
+    )
+    assert r32.barycenter.dtype == np.float32
+    assert r32.state.converged and not r32.state.log_domain
+    # 1e-5: float32 rounding (6e-8) amplified by sums over p and the fixed point
+    assert _rel(r32.barycenter, r64.barycenter) < 1e-5
+
+
+def test_bad_input():
+    rng, M = _points(10, 8)
+    a = rng.random(10)
+    kw = dict(epsilon=0.1, gamma=1.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        unbalanced_sinkhorn(-a, a, M, **kw)
+    with pytest.raises(ValueError, match="non-negative"):
+        unbalanced_barycenter(-a[:, None], M, **kw)
+    with pytest.raises(ValueError, match="rows"):
+        unbalanced_sinkhorn(a[:5], a[:5], M, **kw)
+    with pytest.raises(ValueError, match="columns"):
+        unbalanced_sinkhorn(np.ones((10, 2)), np.ones((10, 3)), M, **kw)
+    with pytest.raises(ValueError, match="epsilon"):
+        unbalanced_sinkhorn(a, a, M, epsilon=0, gamma=1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        unbalanced_barycenter(np.ones((10, 2)), M, epsilon=0.1, gamma=-1.0)
+    with pytest.raises(ValueError, match="square"):
+        unbalanced_sinkhorn(a, a, M[:, :5], **kw)
+    with pytest.raises(ValueError, match="non-negative"):
+        unbalanced_sinkhorn(a, a, -M, **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        unbalanced_sinkhorn(a * np.nan, a, M, **kw)
+    with pytest.raises(ValueError, match="weights"):
+        unbalanced_barycenter(np.ones((10, 2)), M, weights=[1, 1], **kw)
+    with pytest.raises(ValueError, match="dimensions"):
+        unbalanced_barycenter(a, M, **kw)
+    with pytest.raises(ValueError, match="epsilon"):
+        unbalanced_barycenter(np.ones((10, 2)), make_kernel(M, 0.2), **kw)
+    with pytest.raises(TypeError, match="init"):
+        unbalanced_barycenter(np.ones((10, 2)), M, init=np.ones(3), **kw)
+    assert isinstance(
+        unbalanced_barycenter(np.ones((10, 2)), M, **kw).state, SinkhornState
+    )
+
+
+def test_ot_does_not_import_mne():
+    code = "import sys, mne_wasserstein.ot; assert 'mne' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _has_gpu():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_gpu(), reason="needs cupy and a CUDA device")
+def test_cupy_matches_numpy():
+    import cupy
+
+    rng, M, _, _ = _two_hemis(9)
+    A = rng.random((M.shape[0], 3))
+    kw = dict(epsilon=0.05, gamma=0.5, tol=1e-10)
+    ref = unbalanced_barycenter(A, M, **kw)
+    res = unbalanced_barycenter(cupy.asarray(A), M, backend="cupy", **kw)
+    assert isinstance(res.barycenter, cupy.ndarray)
+    # 1e-8: same algorithm, different BLAS summation order
+    assert _rel(res.barycenter.get(), ref.barycenter) < 1e-8
+    small = unbalanced_barycenter(
+        cupy.asarray(A), M, backend="cupy", epsilon=1e-3, gamma=0.01, tol=1e-10
+    )
+    assert bool(cupy.isfinite(small.barycenter).all())
