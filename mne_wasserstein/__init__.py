@@ -2,6 +2,22 @@
 
 __version__ = "0.1.dev0"
 
-from .ground_metric import GroundMetric, compute_ground_metric  # noqa: E402
+# the public API is imported lazily, so that the array-only layers
+# (mne_wasserstein.ot, mne_wasserstein.solvers) never import MNE-Python
+_LAZY = {
+    "GroundMetric": "ground_metric",
+    "compute_ground_metric": "ground_metric",
+}
+__all__ = sorted(_LAZY)
 
-__all__ = ["GroundMetric", "compute_ground_metric"]
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

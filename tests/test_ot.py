@@ -370,3 +370,15 @@ def test_cupy_matches_numpy():
         cupy.asarray(A), M, backend="cupy", epsilon=1e-3, gamma=0.01, tol=1e-10
     )
     assert bool(cupy.isfinite(small.barycenter).all())
+
+
+def test_non_convergence_warns():
+    from mne_wasserstein.solvers import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 10, 30)
+    M = np.abs(x[:, None] - x[None])
+    A = rng.uniform(0, 1, (30, 3))
+    with pytest.warns(ConvergenceWarning, match="did not converge in 2 iterations"):
+        res = unbalanced_barycenter(A, M, epsilon=0.5, gamma=5.0, max_iter=2)
+    assert not res.state.converged

@@ -128,9 +128,9 @@ class BlockDiagonalKernel(KernelOperator):
     epsilon : float
         The entropic regularisation, in the unit of the ground metric.
     dtype : numpy.dtype
-        float64 or float32, for the kernel-domain products.
+        The dtype of the kernel-domain products (float64 or float32).
     xp : module
-        numpy or cupy.
+        The array namespace (numpy or cupy).
 
     Notes
     -----

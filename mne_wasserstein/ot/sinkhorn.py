@@ -17,10 +17,12 @@ as a scaling or a kernel product leaves the range where it is accurate.
 """
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._warnings import ConvergenceWarning
 from ._backend import get_namespace, to_numpy
 from .kernels import KernelOperator, _check_positive, make_kernel
 
@@ -388,11 +390,11 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                     converged = True
             lu0, lv0 = lu, lv
     if not converged:
-        logger.warning(
-            "Sinkhorn did not converge in %d iterations (err=%.2e, tol=%.1e)",
-            max_iter,
-            err,
-            tol,
+        warnings.warn(
+            f"Sinkhorn did not converge in {max_iter} iterations "
+            f"(err={err:.2e}, tol={tol:.1e}); increase max_iter or tol.",
+            ConvergenceWarning,
+            stacklevel=3,
         )
     return lu0, lv0, n_iter, converged, err, final_kernel
 

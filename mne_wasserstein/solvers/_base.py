@@ -5,9 +5,7 @@ import warnings
 
 import numpy as np
 
-
-class ConvergenceWarning(UserWarning):
-    """A solver stopped at ``max_iter`` before reaching ``tol``."""
+from .._warnings import ConvergenceWarning
 
 
 class _BaseEstimator:
