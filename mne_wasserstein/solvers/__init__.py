@@ -15,6 +15,7 @@ from .lasso import (
     lasso_solver,
     reweighted_lasso_solver,
 )
+from .path import PathResult, fit_path
 
 __all__ = [
     "ConvergenceWarning",
@@ -23,8 +24,10 @@ __all__ = [
     "IndependentLasso",
     "LassoResult",
     "MultiTaskResult",
+    "PathResult",
     "dirty_alpha_max",
     "dirty_solver",
+    "fit_path",
     "group_lasso_alpha_max",
     "group_lasso_solver",
     "lasso_alpha_max",

@@ -218,3 +218,11 @@ def _l05_weights(coef, scale):
     if scale == 0:
         return np.ones_like(coef)
     return 0.5 / np.sqrt(np.abs(coef) / scale + REWEIGHT_ETA)
+
+
+def _previous_coef(est, shape):
+    """Return the estimator's last solution as (S, p, T) for ``warm_start``."""
+    if not getattr(est, "warm_start", False) or not hasattr(est, "coef_"):
+        return None
+    coef = est.coef_ if est.coef_.ndim == 3 else est.coef_[..., np.newaxis]
+    return coef if coef.shape == shape else None

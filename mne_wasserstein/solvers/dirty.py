@@ -89,6 +89,9 @@ class DirtyModel(_BaseEstimator):
         Stop when the duality gap is below ``tol * sum_s ||y_s||^2 / (2 n_s)``.
     max_iter : int
         The maximum number of block coordinate-descent sweeps.
+    warm_start : bool
+        If True, ``fit`` starts from the previous solution (same shapes), put
+        in the common part.
 
     Attributes
     ----------
@@ -100,11 +103,14 @@ class DirtyModel(_BaseEstimator):
         The duality gap at the solution (per time sample).
     """
 
-    def __init__(self, alpha=0.3, beta=0.5, *, tol=1e-8, max_iter=10_000):
+    def __init__(
+        self, alpha=0.3, beta=0.5, *, tol=1e-8, max_iter=10_000, warm_start=False
+    ):
         self.alpha = alpha
         self.beta = beta
         self.tol = tol
         self.max_iter = max_iter
+        self.warm_start = warm_start
 
     def fit(self, X, Y):
         """Fit the model.

@@ -9,6 +9,7 @@ from ._base import (
     _check_alpha,
     _check_xy,
     _pad_designs,
+    _previous_coef,
     _warn_convergence,
     _working_set_solve,
 )
@@ -175,8 +176,11 @@ def _fit_over_time(est, X, Y, solve):
     coef = np.zeros((S, p, n_times))
     n_iter = np.zeros(n_times, int)
     gaps = np.zeros(n_times)
+    previous = _previous_coef(est, coef.shape)
     init = None
     for t in range(n_times):
+        if previous is not None:
+            init = previous[:, :, t]
         res = solve(Xs, [y[:, t] for y in Ys], init)
         if res is None:  # all-zero data
             continue
@@ -207,6 +211,8 @@ class GroupLasso(_BaseEstimator):
         Stop when the duality gap is below ``tol * sum_s ||y_s||^2 / (2 n_s)``.
     max_iter : int
         The maximum number of block coordinate-descent sweeps.
+    warm_start : bool
+        If True, ``fit`` starts from the previous solution (same shapes).
 
     Attributes
     ----------
@@ -218,10 +224,11 @@ class GroupLasso(_BaseEstimator):
         The duality gap at the solution (per time sample).
     """
 
-    def __init__(self, alpha=0.3, *, tol=1e-8, max_iter=10_000):
+    def __init__(self, alpha=0.3, *, tol=1e-8, max_iter=10_000, warm_start=False):
         self.alpha = alpha
         self.tol = tol
         self.max_iter = max_iter
+        self.warm_start = warm_start
 
     def fit(self, X, Y):
         """Fit the model.

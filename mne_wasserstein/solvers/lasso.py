@@ -9,6 +9,7 @@ from ._base import (
     _check_alpha,
     _check_xy,
     _l05_weights,
+    _previous_coef,
     _warn_convergence,
     _working_set_solve,
 )
@@ -229,6 +230,8 @@ class IndependentLasso(_BaseEstimator):
         Stop when the duality gap is below ``tol * ||y||^2 / (2 n)``.
     max_iter : int
         The maximum number of coordinate-descent sweeps per problem.
+    warm_start : bool
+        If True, ``fit`` starts from the previous solution (same shapes).
 
     Attributes
     ----------
@@ -243,13 +246,21 @@ class IndependentLasso(_BaseEstimator):
     """
 
     def __init__(
-        self, alpha=0.3, *, q=1, reweighting_steps=10, tol=1e-8, max_iter=10_000
+        self,
+        alpha=0.3,
+        *,
+        q=1,
+        reweighting_steps=10,
+        tol=1e-8,
+        max_iter=10_000,
+        warm_start=False,
     ):
         self.alpha = alpha
         self.q = q
         self.reweighting_steps = reweighting_steps
         self.tol = tol
         self.max_iter = max_iter
+        self.warm_start = warm_start
 
     def fit(self, X, Y):
         """Fit each subject.
@@ -277,9 +288,12 @@ class IndependentLasso(_BaseEstimator):
         lam_max = np.zeros((n_subjects, n_times))
         n_iter = np.zeros((n_subjects, n_times), int)
         gaps = np.zeros((n_subjects, n_times))
+        previous = _previous_coef(self, coef.shape)
         for s, (x_s, y_s) in enumerate(zip(Xs, Ys, strict=True)):
             init = None
             for t in range(n_times):
+                if previous is not None:
+                    init = previous[s, :, t]
                 lam_max[s, t] = lasso_alpha_max(x_s, y_s[:, t])
                 if lam_max[s, t] == 0:
                     continue
