@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import numpy as np
-from mne import Report, read_surface
+from mne import Report
 from mne.inverse_sparse import mixed_norm
 from mne.utils import ProgressBar, logger, verbose
 
@@ -101,14 +101,8 @@ def run_demo(
     )
     logger.info("2/3 simulating a group response (paper 001, section 5.1)")
     sim = simulate_group_evokeds(cohort, random_state=random_state)
-    white = np.concatenate(
-        [
-            read_surface(
-                cohort.subjects_dir / cohort.subject_ref / "surf" / f"{h}.white"
-            )[0][s["vertno"]]
-            for h, s in zip(("lh", "rh"), cohort.src_ref, strict=True)
-        ]
-    )
+    # template source positions (mm) on the white surface
+    white = 1e3 * np.concatenate([s["rr"][s["vertno"]] for s in cohort.src_ref])
     report = Report(title="mne-wasserstein demo: single-subject irMxNE baseline")
     errors, counts = [], []
     logger.info("3/3 solving each subject with irMxNE")

@@ -3,6 +3,7 @@ import json
 import mne
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from mne_wasserstein.datasets import TEMPLATE, make_cohort, make_template
 from mne_wasserstein.inverse._align import _aligned_order, _unit_sphere_reg
@@ -87,8 +88,6 @@ def test_sphere_reg_mapping(cohort_meg):
         for hemi in ("lh", "rh"):
             ref = _unit_sphere_reg(cohort_meg.subjects_dir, TEMPLATE, hemi)
             sub = _unit_sphere_reg(cohort_meg.subjects_dir, subject, hemi)
-            from scipy.spatial import cKDTree
-
             dist, _ = cKDTree(sub).query(ref)
             assert SPHERE_RADIUS * dist.max() < 2.0
     # and the aligned sources are those images
