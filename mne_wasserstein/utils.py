@@ -8,65 +8,11 @@ import numpy as np
 from mne import get_config
 from mne.utils import check_random_state
 
+from ._docs import docdict, fill_doc
+
 __all__ = ["get_data_dir", "fill_doc", "docdict"]
 
 _DATA_KEY = "MNE_WASSERSTEIN_DATA"
-
-# ``%(verbose)s`` is filled by mne.utils.verbose itself (MNE's wording)
-docdict = {}
-docdict["subjects_dir"] = """\
-subjects_dir : path-like | None
-    The FreeSurfer ``SUBJECTS_DIR`` to write into and read from. If ``None``,
-    ``<data folder>/subjects`` is used, where the data folder is given by the
-    ``MNE_WASSERSTEIN_DATA`` environment variable or MNE config key (default
-    ``~/mne_data/mne_wasserstein``)."""
-docdict["epsilon"] = """\
-epsilon : float
-    Entropic regularisation of optimal transport (> 0), in the unit of the
-    ground metric (mm). Smaller values give sharper transport plans and need
-    more Sinkhorn iterations (log-domain ones below about
-    ``max(ground_metric) / 700``)."""
-docdict["gamma"] = """\
-gamma : float
-    Marginal relaxation of unbalanced optimal transport (> 0), in the unit
-    of the ground metric (mm): the weight of the KL penalties on the
-    marginals in Eq. 9 of Janati et al. (NeuroImage 2020). Large values approach
-    balanced transport."""
-docdict["backend"] = """\
-backend : None | "numpy" | "cupy"
-    The array library of the optimal-transport computations. ``None``: cupy
-    if the inputs are cupy arrays, else numpy. cupy needs the ``gpu`` extra
-    and a CUDA device."""
-docdict["random_state"] = """\
-random_state : None | int | RandomState | Generator
-    Seed or random number generator, for reproducible results."""
-docdict["n_jobs"] = """\
-n_jobs : int | None
-    The number of jobs to run in parallel (through :mod:`joblib`). ``None``
-    means 1 unless in a :func:`joblib.parallel_config` context."""
-
-
-def fill_doc(func):
-    """Fill ``%(name)s`` placeholders of a docstring from :data:`docdict`.
-
-    Parameters
-    ----------
-    func : callable
-        The function (or class) whose docstring has placeholders.
-
-    Returns
-    -------
-    func : callable
-        The same object, with its docstring filled in.
-    """
-    doc = func.__doc__
-    if doc:
-        # numpydoc parameter blocks are indented by four spaces in functions
-        indented = {
-            key: value.replace("\n", "\n    ") for key, value in docdict.items()
-        }
-        func.__doc__ = doc % indented
-    return func
 
 
 def get_data_dir(path=None):

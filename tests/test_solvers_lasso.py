@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from _synthetic import smooth_design
 from sklearn.base import clone
 from sklearn.linear_model import Lasso
 
@@ -11,18 +12,11 @@ from mne_wasserstein.solvers import (
 )
 
 
-def _smooth_design(rng, n, p):
-    """Correlated columns, like a leadfield: smoothed random fields."""
-    raw = rng.standard_normal((n, p + 10))
-    kernel = np.exp(-0.5 * (np.arange(-5, 6) / 2.0) ** 2)
-    return np.array([np.convolve(row, kernel, mode="valid") for row in raw])
-
-
 @pytest.fixture
 def problem():
     rng = np.random.default_rng(0)
     n_subjects, n, p = 3, 40, 120
-    X = np.array([_smooth_design(rng, n, p) for _ in range(n_subjects)])
+    X = np.array([smooth_design(rng, n, p) for _ in range(n_subjects)])
     coef = np.zeros((n_subjects, p))
     coef[:, [10, 60, 100]] = rng.uniform(1, 2, (n_subjects, 3))
     Y = np.einsum("snp,sp->sn", X, coef) + 0.1 * rng.standard_normal((n_subjects, n))
@@ -174,7 +168,7 @@ def test_reweighting_decreases_l05_objective(problem):
 def test_reweighted_lasso_sparser_less_biased(problem):
     X, Y = problem
     rng = np.random.default_rng(0)  # the amplitudes drawn by the fixture
-    [_smooth_design(rng, 40, 120) for _ in range(3)]
+    [smooth_design(rng, 40, 120) for _ in range(3)]
     true_amp = rng.uniform(1, 2, (3, 3)).sum(axis=1)
     l1 = IndependentLasso(alpha=0.2, tol=1e-10).fit(X, Y)
     l05 = IndependentLasso(alpha=0.2, q=0.5, tol=1e-10).fit(X, Y)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from _synthetic import smooth_design
 from sklearn.linear_model import MultiTaskLasso
 
 from mne_wasserstein.solvers import (
@@ -13,15 +14,9 @@ from mne_wasserstein.solvers import (
 )
 
 
-def _smooth_design(rng, n, p):
-    raw = rng.standard_normal((n, p + 10))
-    kernel = np.exp(-0.5 * (np.arange(-5, 6) / 2.0) ** 2)
-    return np.array([np.convolve(row, kernel, mode="valid") for row in raw])
-
-
 def _problem(seed=0, n_subjects=4, p=100, ns=(30, 35, 40, 45)):
     rng = np.random.default_rng(seed)
-    X = [_smooth_design(rng, ns[s], p) for s in range(n_subjects)]
+    X = [smooth_design(rng, ns[s], p) for s in range(n_subjects)]
     coef = np.zeros((n_subjects, p))
     coef[:, [10, 50]] = rng.uniform(1, 2, (n_subjects, 2))
     for s in range(n_subjects):  # one specific source per subject
@@ -44,7 +39,7 @@ def _residuals(X, Y, coef):
 def test_group_lasso_matches_multitask_lasso(alpha):
     rng = np.random.default_rng(1)
     n, p, S = 40, 80, 3
-    x = _smooth_design(rng, n, p)
+    x = smooth_design(rng, n, p)
     W = np.zeros((p, S))
     W[[5, 40], :] = rng.uniform(1, 2, (2, S))
     Y = x @ W + 0.1 * rng.standard_normal((n, S))

@@ -1,18 +1,13 @@
 import numpy as np
 import pytest
+from _synthetic import smooth_design
 
 from mne_wasserstein.solvers import DirtyModel, GroupLasso, IndependentLasso, fit_path
 
 
 def _problem(seed=0, n_subjects=3, n=30, p=60):
     rng = np.random.default_rng(seed)
-    kernel = np.exp(-0.5 * (np.arange(-4, 5) / 1.5) ** 2)
-    X = np.array(
-        [
-            [np.convolve(r, kernel, "valid") for r in rng.standard_normal((n, p + 8))]
-            for _ in range(n_subjects)
-        ]
-    )
+    X = np.array([smooth_design(rng, n, p, width=1.5) for _ in range(n_subjects)])
     coef = np.zeros((n_subjects, p))
     coef[:, [5, 30, 50]] = rng.uniform(1, 2, (n_subjects, 3))
     Y = np.einsum("snp,sp->sn", X, coef) + 0.1 * rng.standard_normal((n_subjects, n))

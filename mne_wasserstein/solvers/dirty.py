@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._docs import fill_doc
 from ._base import _BaseEstimator, _pad_designs
 from .group_lasso import _correlations, _fit_over_time, _multitask_solve
 
@@ -34,6 +35,7 @@ def dirty_alpha_max(X, Y, beta):
     return float(max(np.linalg.norm(corr, axis=0).max(), np.abs(corr).max() / beta))
 
 
+@fill_doc
 def dirty_solver(X, Y, lam21, lam1, *, coef_init=None, tol=1e-8, max_iter=10_000):
     """Solve the Dirty model by exact block coordinate descent.
 
@@ -55,8 +57,7 @@ def dirty_solver(X, Y, lam21, lam1, *, coef_init=None, tol=1e-8, max_iter=10_000
         The l1 threshold of the specific part.
     coef_init : array, shape (S, p) | None
         A warm start of the common part.
-    tol : float
-        Stop when the duality gap is below ``tol * sum_s ||y_s||^2 / (2 n_s)``.
+    %(solver_tol)s
     max_iter : int
         The maximum number of sweeps.
 
@@ -68,6 +69,7 @@ def dirty_solver(X, Y, lam21, lam1, *, coef_init=None, tol=1e-8, max_iter=10_000
     return _multitask_solve(X, Y, lam21, lam1, coef_init, tol, max_iter)
 
 
+@fill_doc
 class DirtyModel(_BaseEstimator):
     """Dirty multi-task model (Jalali et al. 2010; paper 001, appendix).
 
@@ -85,8 +87,7 @@ class DirtyModel(_BaseEstimator):
         The regularisation relative to ``a_max``, in (0, 1].
     beta : float
         The ratio of the l1 to the l21 threshold (> 0).
-    tol : float
-        Stop when the duality gap is below ``tol * sum_s ||y_s||^2 / (2 n_s)``.
+    %(solver_tol)s
     max_iter : int
         The maximum number of block coordinate-descent sweeps.
     warm_start : bool
@@ -112,16 +113,14 @@ class DirtyModel(_BaseEstimator):
         self.max_iter = max_iter
         self.warm_start = warm_start
 
+    @fill_doc
     def fit(self, X, Y):
         """Fit the model.
 
         Parameters
         ----------
-        X : array, shape (n_subjects, n_sensors, n_sources) | list of array
-            The designs (one (n_s, p) array per subject).
-        Y : array, shape (n_subjects, n_sensors[, n_times]) | list of array
-            The measurements; time samples are fitted in sequence with warm
-            starts.
+        %(solver_X)s
+        %(solver_Y)s
 
         Returns
         -------

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._docs import fill_doc
 from ._base import (
     _BaseEstimator,
     _check_alpha,
@@ -136,6 +137,7 @@ def _multitask_solve(X, Y, lam21, lam1, coef_init, tol, max_iter):
     )
 
 
+@fill_doc
 def group_lasso_solver(X, Y, lam, *, coef_init=None, tol=1e-8, max_iter=10_000):
     """Solve the Group Lasso across subjects with different designs.
 
@@ -154,8 +156,7 @@ def group_lasso_solver(X, Y, lam, *, coef_init=None, tol=1e-8, max_iter=10_000):
         The l21 threshold (absolute, > 0).
     coef_init : array, shape (S, p) | None
         A warm start.
-    tol : float
-        Stop when the duality gap is below ``tol * sum_s ||y_s||^2 / (2 n_s)``.
+    %(solver_tol)s
     max_iter : int
         The maximum number of sweeps.
 
@@ -195,6 +196,7 @@ def _fit_over_time(est, X, Y, solve):
     return est
 
 
+@fill_doc
 class GroupLasso(_BaseEstimator):
     """Group Lasso across subjects (one l2 group per source).
 
@@ -207,12 +209,10 @@ class GroupLasso(_BaseEstimator):
     ----------
     alpha : float
         The regularisation relative to ``lam_max``, in (0, 1].
-    tol : float
-        Stop when the duality gap is below ``tol * sum_s ||y_s||^2 / (2 n_s)``.
+    %(solver_tol)s
     max_iter : int
         The maximum number of block coordinate-descent sweeps.
-    warm_start : bool
-        If True, ``fit`` starts from the previous solution (same shapes).
+    %(warm_start)s
 
     Attributes
     ----------
@@ -230,16 +230,14 @@ class GroupLasso(_BaseEstimator):
         self.max_iter = max_iter
         self.warm_start = warm_start
 
+    @fill_doc
     def fit(self, X, Y):
         """Fit the model.
 
         Parameters
         ----------
-        X : array, shape (n_subjects, n_sensors, n_sources) | list of array
-            The designs (one (n_s, p) array per subject).
-        Y : array, shape (n_subjects, n_sensors[, n_times]) | list of array
-            The measurements; time samples are fitted in sequence with warm
-            starts.
+        %(solver_X)s
+        %(solver_Y)s
 
         Returns
         -------

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._docs import fill_doc
 from ._base import (
     _BaseEstimator,
     _check_alpha,
@@ -82,6 +83,7 @@ def _duality_gap(X, y, R, coef, lam_w):
     return primal - dual
 
 
+@fill_doc
 def lasso_solver(X, y, lam, *, weights=None, coef_init=None, tol=1e-8, max_iter=10_000):
     """Solve ``min_x (1/2n)||y - X x||^2 + lam sum_j w_j |x_j|``.
 
@@ -102,8 +104,7 @@ def lasso_solver(X, y, lam, *, weights=None, coef_init=None, tol=1e-8, max_iter=
         Positive penalty weights (ones if None).
     coef_init : array, shape (p,) | None
         A warm start.
-    tol : float
-        Stop when the duality gap is below ``tol * ||y||^2 / (2 n)``.
+    %(solver_tol)s
     max_iter : int
         The maximum number of sweeps.
 
@@ -206,6 +207,7 @@ def reweighted_lasso_solver(
     return res
 
 
+@fill_doc
 class IndependentLasso(_BaseEstimator):
     """The Lasso (MCE) or reweighted Lasso (irMxNE) of each subject.
 
@@ -226,12 +228,10 @@ class IndependentLasso(_BaseEstimator):
         The penalty: the l1 norm or the l0.5 quasi-norm.
     reweighting_steps : int
         With ``q = 0.5``, the maximum number of reweighted Lassos.
-    tol : float
-        Stop when the duality gap is below ``tol * ||y||^2 / (2 n)``.
+    %(solver_tol)s
     max_iter : int
         The maximum number of coordinate-descent sweeps per problem.
-    warm_start : bool
-        If True, ``fit`` starts from the previous solution (same shapes).
+    %(warm_start)s
 
     Attributes
     ----------
@@ -262,16 +262,14 @@ class IndependentLasso(_BaseEstimator):
         self.max_iter = max_iter
         self.warm_start = warm_start
 
+    @fill_doc
     def fit(self, X, Y):
         """Fit each subject.
 
         Parameters
         ----------
-        X : array, shape (n_subjects, n_sensors, n_sources) | list of array
-            The designs (one (n_s, p) array per subject).
-        Y : array, shape (n_subjects, n_sensors[, n_times]) | list of array
-            The measurements. Time samples are fitted one after the other,
-            each warm-started from the previous one.
+        %(solver_X)s
+        %(solver_Y)s
 
         Returns
         -------
