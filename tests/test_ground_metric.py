@@ -191,3 +191,20 @@ def test_n_jobs(sphere, method):
     two = _geodesic_distances(rr, tris, vertices, method=method, n_jobs=2)
     # the same solves on the same rows: only the batching differs
     np.testing.assert_allclose(two, one, rtol=1e-10, atol=1e-10)
+
+
+def test_ground_metric_feeds_the_ot_engine(template_src, subjects_dir):
+    """A GroundMetric gives the OT engine its per-hemisphere blocks."""
+    from mne_wasserstein.ot import make_kernel, unbalanced_barycenter
+
+    gm = compute_ground_metric(template_src, subjects_dir=subjects_dir)
+    eps = 0.05 * gm.median()
+    kernel = make_kernel(gm, eps)
+    assert len(kernel.blocks) == 2
+    rng = np.random.default_rng(0)
+    A = np.zeros((gm.n_sources, 2))
+    A[rng.choice(gm.n_sources, 10, replace=False)] = 1.0
+    a = unbalanced_barycenter(A, gm, epsilon=eps, gamma=gm.median())
+    b = unbalanced_barycenter(A, gm.to_dense(), epsilon=eps, gamma=gm.median())
+    # same iterations on the same blocks: equal up to float32 summation order
+    np.testing.assert_allclose(a.barycenter, b.barycenter, rtol=1e-5, atol=1e-12)

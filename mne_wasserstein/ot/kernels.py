@@ -270,13 +270,15 @@ def make_kernel(ground_metric, epsilon, *, dtype=None, backend=None):
 
     Parameters
     ----------
-    ground_metric : array, shape (p, p) | list of array | KernelOperator
+    ground_metric : array, shape (p, p) | list of array | GroundMetric | KernelOperator
         The ground metric ``M`` (non-negative, e.g. geodesic distances in mm).
         ``np.inf`` entries mean no transport; points connected by finite
         entries form blocks (e.g. one per hemisphere) that are stored and
         applied separately. A list of square arrays gives the diagonal blocks
-        directly, in order. A :class:`KernelOperator` is returned unchanged
-        (after checking ``epsilon``).
+        directly, in order; so does a
+        :class:`~mne_wasserstein.GroundMetric` (its ``blocks``). A
+        :class:`KernelOperator` is returned unchanged (after checking
+        ``epsilon``).
     epsilon : float
         The entropic regularisation (> 0), in the unit of ``M``.
     dtype : None | float64 | float32
@@ -298,6 +300,8 @@ def make_kernel(ground_metric, epsilon, *, dtype=None, backend=None):
                 f", got epsilon={epsilon}"
             )
         return ground_metric
+    if hasattr(ground_metric, "blocks") and hasattr(ground_metric, "to_dense"):
+        ground_metric = ground_metric.blocks  # a GroundMetric (duck-typed: no mne)
     if isinstance(ground_metric, (list, tuple)):
         mats = list(ground_metric)
         xp = get_namespace(*mats, backend=backend)
