@@ -15,6 +15,7 @@ from .lasso import (
     lasso_solver,
     reweighted_lasso_solver,
 )
+from .mwe import MWEResult, mwe_solver
 from .path import PathResult, fit_path
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "GroupLasso",
     "IndependentLasso",
     "LassoResult",
+    "MWEResult",
     "MultiTaskResult",
     "PathResult",
     "dirty_alpha_max",
@@ -32,5 +34,6 @@ __all__ = [
     "group_lasso_solver",
     "lasso_alpha_max",
     "lasso_solver",
+    "mwe_solver",
     "reweighted_lasso_solver",
 ]
