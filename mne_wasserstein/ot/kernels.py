@@ -8,6 +8,8 @@ operator (e.g. a heat kernel built from a mesh Laplacian) is one new
 subclass of :class:`KernelOperator`.
 """
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from ._backend import asarray, check_dtype, get_namespace, to_numpy
@@ -21,7 +23,7 @@ _LOG_REPAIR = 1e-200
 _ROW_CHUNK = 512
 
 
-class KernelOperator:
+class KernelOperator(ABC):
     """Interface of a Gibbs kernel ``K = exp(-M / epsilon)`` of shape (p, p).
 
     Subclasses implement :meth:`matvec`, :meth:`rmatvec`, :meth:`log_matvec`,
@@ -48,29 +50,29 @@ class KernelOperator:
     xp: object
     blocks: list
 
+    @abstractmethod
     def matvec(self, V):
         """Return ``K @ V`` for ``V`` of shape (p, n_columns), in ``self.dtype``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def rmatvec(self, U):
         """Return ``K.T @ U`` for ``U`` of shape (p, n_columns)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def log_matvec(self, log_V):
         """Return ``log(K @ exp(log_V))`` in float64, stable for any ``log_V``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def log_rmatvec(self, log_U):
         """Return ``log(K.T @ exp(log_U))`` in float64, stable for any ``log_U``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def total(self):
         """Return the sum of the entries of ``K`` (a float)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def astype(self, dtype):
         """Return the same operator with kernel-domain products in ``dtype``."""
-        raise NotImplementedError
 
 
 def _find_blocks(finite):
