@@ -50,6 +50,11 @@ def _header_t_r(img):
 
 
 def _make_masker(mask_img, imgs, surface):
+    """Return the given masker, or one of the given mask, or of the first run.
+
+    The masker is fitted if it is not yet (nilearn's default mask of the first
+    run when there is no mask).
+    """
     from nilearn.maskers import NiftiMasker, SurfaceMasker
 
     if hasattr(mask_img, "transform") and hasattr(mask_img, "inverse_transform"):
@@ -57,8 +62,19 @@ def _make_masker(mask_img, imgs, surface):
     else:
         masker = (SurfaceMasker if surface else NiftiMasker)(mask_img=mask_img)
     if getattr(masker, "mask_img_", None) is None:
-        masker.fit(imgs)
+        masker.fit() if getattr(masker, "mask_img", None) is not None else masker.fit(
+            imgs[0]
+        )
     return masker
+
+
+def _transform(masker, img):
+    with warnings.catch_warnings():
+        # nilearn 0.14 warns about its own default (standardize=False)
+        warnings.filterwarnings(
+            "ignore", "boolean values for 'standardize'", FutureWarning
+        )
+        return np.asarray(masker.transform(img), dtype=np.float64)
 
 
 def _load_runs(run_imgs, mask_img, t_r, frame_times):
@@ -90,7 +106,7 @@ def _load_runs(run_imgs, mask_img, t_r, frame_times):
             if any(len(img.shape) != 4 for img in imgs):
                 raise ValueError("Nifti runs must be 4D images (one volume per scan)")
         masker = _make_masker(mask_img, imgs, surface)
-        data = [np.asarray(masker.transform(img), dtype=np.float64) for img in imgs]
+        data = [_transform(masker, img) for img in imgs]
         header_t_r = [] if surface else [_header_t_r(img) for img in imgs]
     t_r = _check_t_r(t_r, header_t_r, frame_times, data)
     if frame_times is None:
