@@ -180,6 +180,14 @@ class RankOneGLM(_BaseEstimator):
 
     Notes
     -----
+    Regressors are computed in closed form: an impulse (duration 0) is a
+    unit-area Dirac at the onset, a boxcar has unit height (times the
+    modulation). nilearn instead samples an impulse as a boxcar of
+    ``t_r / oversampling`` seconds and scales its kernels to sum to 1, so
+    its amplitudes differ from ``betas_`` by a factor per basis function, and
+    a condition that mixes impulses and boxcars weighs them differently in
+    the two packages.
+
     Unlike the reference implementation (``hrf_estimation``), the HRF is
     constrained by its norm (not by pinning a coefficient), events may have
     durations, and the single-trial objective is the Rank-1 GLM of each
