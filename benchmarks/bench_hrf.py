@@ -162,6 +162,24 @@ def newton(gram, xty, yty, d, B, ref, tol=1e-10, max_iter=100):
     return g, n_iter, voxel_iters
 
 
+def als_voxel_iters(gram, xty, yty, d, B, ref):
+    """Iterations of the package's solver summed over voxels (by counting
+    the voxels of every minimisation in h)."""
+    count = [0]
+    original = _Problem.hrf_system
+
+    def counting(self, beta, idx):
+        count[0] += len(idx)
+        return original(self, beta, idx)
+
+    _Problem.hrf_system = counting
+    try:
+        rank_one_solver(gram, xty, yty, d, basis_values=B, hrf_ref=ref)
+    finally:
+        _Problem.hrf_system = original
+    return count[0]
+
+
 def scipy_reference(PX, PY, d, ref, n_voxels):
     """Per-voxel L-BFGS-B on the full objective; returns (rss, time)."""
     k = PX.shape[1] // d
@@ -215,6 +233,7 @@ def main():
                 rss_newton, it, vit = newton(gram, xty, yty, d, B, ref)
                 times.setdefault("newton solver", []).append(time.perf_counter() - t0)
         iters["newton solver"] = (it, vit)
+        iters["als solver"] = (res.n_iter, als_voxel_iters(gram, xty, yty, d, B, ref))
         with threadpool_limits(1, user_api="blas"):
             n_ref = min(args.scipy_voxels, args.voxels)
             rss_ref, t_ref = scipy_reference(PX, PY, d, ref, n_ref)

@@ -2,7 +2,7 @@
 
 import re
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +30,8 @@ _CHUNK = 2000  # voxels per solver call: the batched arrays stay in cache
 _FINE = 20  # samples per t_r for the peak latency and width maps
 
 
-@contextmanager
 def _log_level(verbose):
-    with nullcontext() if verbose is None else use_log_level(verbose):
-        yield
+    return nullcontext() if verbose is None else use_log_level(verbose)
 
 
 @dataclass
@@ -74,6 +72,11 @@ class _Design:
 
 def _gram(Xs):
     return sum(x.T @ x for x in Xs)
+
+
+def _explained(rss, tss):
+    """Return ``1 - rss / tss``, and 0 where ``tss`` is 0."""
+    return np.where(tss > 0, 1 - rss / np.where(tss > 0, tss, 1.0), 0.0)
 
 
 _TERM = re.compile(r"\s*([+-])?\s*(?:(\d+\.?\d*|\.\d+)\s*\*\s*)?([A-Za-z_]\w*)\s*")
@@ -131,11 +134,11 @@ class RankOneGLM(_BaseEstimator):
     mask_img : None | Nifti-like | SurfaceImage | masker
         For image inputs: a mask image, or a nilearn ``NiftiMasker`` or
         ``SurfaceMasker`` (fitted or not). ``None``: nilearn's default mask
-        of the runs.
+        of the first run.
     tol : float
         The tolerance of :func:`rank_one_solver`.
     max_iter : int
-        The maximum number of Newton iterations per voxel.
+        The maximum number of iterations of :func:`rank_one_solver` per voxel.
     %(n_jobs)s
         Blocks of voxels are solved in parallel threads.
     verbose : bool | str | int | None
@@ -176,7 +179,7 @@ class RankOneGLM(_BaseEstimator):
     masker_ : nilearn masker | None
         The masker of image inputs (``None`` for arrays).
     n_iter_ : int
-        The largest number of Newton iterations over all fits.
+        The largest number of solver iterations over all fits.
 
     Notes
     -----
@@ -204,7 +207,7 @@ class RankOneGLM(_BaseEstimator):
         high_pass=0.01,
         mask_img=None,
         tol=1e-10,
-        max_iter=100,
+        max_iter=1000,
         n_jobs=None,
         verbose=None,
     ):
@@ -360,7 +363,7 @@ class RankOneGLM(_BaseEstimator):
                 "or collinear conditions for the number of scans): the estimates "
                 "are not unique.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=3,
             )
         trials = None
         if self.mode == "r1glms":
@@ -414,10 +417,9 @@ class RankOneGLM(_BaseEstimator):
         if n_bad:
             warnings.warn(
                 f"The Rank-1 GLM did not converge in {self.max_iter} iterations "
-                f"for {n_bad} fit(s) (voxels, or voxels x trials); increase "
-                "max_iter or tol.",
+                f"for {n_bad} voxel(s); increase max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=3,
             )
 
     def _fit_chunk(self, cols, G, Xs, Q, data, d, B, ref, trials, S):
@@ -427,8 +429,6 @@ class RankOneGLM(_BaseEstimator):
             Yc = Y[:, cols]
             xty = xty + X.T @ Yc
             yty = yty + (project_out(q, Yc) ** 2).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            score = lambda rss: np.where(yty > 0, 1 - rss / yty, 0.0)  # noqa: E731
         solve = dict(basis_values=B, hrf_ref=ref, tol=self.tol, max_iter=self.max_iter)
         if self.mode == "glm":
             W = np.linalg.lstsq(G, xty, rcond=None)[0]
@@ -439,10 +439,11 @@ class RankOneGLM(_BaseEstimator):
             sign = np.where(np.einsum("tkv,t->kv", sampled, B @ ref) < 0, -1.0, 1.0)
             scale = sign / np.where(norm > 0, norm, 1.0)
             converged = np.ones(len(cols), bool)
-            return W * scale, 1 / scale * (norm > 0), score(rss), converged, 0
+            return W * scale, sign * norm, _explained(rss, yty), converged, 0
         if trials is None:
             res = rank_one_solver(G, xty, yty, d, **solve)
-            return res.hrf, res.betas, score(res.objective), res.converged, res.n_iter
+            score = _explained(res.objective, yty)
+            return res.hrf, res.betas, score, res.converged, res.n_iter
         # r1glms: the condition-level fit, then one fit per trial from it
         n_events, n_vox = len(S), len(cols)
         xty_e = xty.reshape(n_events, d, n_vox)
@@ -457,7 +458,7 @@ class RankOneGLM(_BaseEstimator):
             betas[t] = res_t.betas[0]
             converged &= res_t.converged
             n_iter = max(n_iter, res_t.n_iter)
-        return res.hrf, betas, score(res.objective), converged, n_iter
+        return res.hrf, betas, _explained(res.objective, yty), converged, n_iter
 
     # ------------------------------------------------------------ outputs
     def _check_fitted(self):
@@ -560,8 +561,7 @@ class RankOneGLM(_BaseEstimator):
             pred = self.predict(events[r], runs.frame_times[r])
             rss = rss + (project_out(Q[r], runs.data[r] - pred) ** 2).sum(axis=0)
             tss = tss + (project_out(Q[r], runs.data[r]) ** 2).sum(axis=0)
-        ok = (tss > 0) & self.voxel_mask_ & runs.voxel_mask
-        return np.where(ok, 1 - rss / np.where(ok, tss, 1.0), 0.0)
+        return np.where(self.voxel_mask_ & runs.voxel_mask, _explained(rss, tss), 0.0)
 
     def _contrast_weights(self, contrast_def):
         conds = self.conditions_
