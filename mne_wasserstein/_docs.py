@@ -50,6 +50,12 @@ tol : float
 docdict["warm_start"] = """\
 warm_start : bool
     If True, ``fit`` starts from the previous solution (same shapes)."""
+docdict["hrf_samples"] = """\
+hrfs : array, shape (n_times, ...)
+    HRFs sampled at ``times`` (one per column, e.g. ``RankOneGLM.hrfs_``)."""
+docdict["hrf_sample_times"] = """\
+times : array, shape (n_times,)
+    The increasing sample times (s), e.g. ``RankOneGLM.hrf_times_``."""
 
 docdict["mwe_params"] = """\
 ground_metric : GroundMetric | array, shape (n_sources, n_sources) | KernelOperator
