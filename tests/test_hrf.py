@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -679,3 +681,18 @@ def test_make_hrf_model():
         make_hrf_model(-hrf, times)
     with pytest.raises(ValueError, match="identifier"):
         make_hrf_model(hrf, times, name="my hrf")
+
+
+def test_arrays_without_nilearn():
+    """The array path never imports nilearn (an optional dependency)."""
+    code = (
+        "import sys; sys.modules['nilearn'] = None\n"
+        "import numpy as np\n"
+        "from mne_wasserstein.hrf import RankOneGLM\n"
+        "rng = np.random.default_rng(0)\n"
+        "events = dict(onset=[10.0, 50.0, 90.0], duration=[0, 0, 2.0])\n"
+        "model = RankOneGLM(basis='fir', t_r=2.0, verbose=False)\n"
+        "model.fit(rng.standard_normal((80, 4)), events)\n"
+        "assert model.hrfs_.shape == (16, 4) and model.masker_ is None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
