@@ -11,6 +11,7 @@ numpydoc_validate = pytest.importorskip("numpydoc.validate")
 PUBLIC_MODULES = (
     "mne_wasserstein",
     "mne_wasserstein.datasets",
+    "mne_wasserstein.metrics",
     "mne_wasserstein.ot",
     "mne_wasserstein.simulation",
     "mne_wasserstein.solvers",
