@@ -149,6 +149,21 @@ marginal there; with ``tau = 0`` the transport term ``-m log x`` would keep
 every source with ``m > 0`` away from zero. ``fit`` never modifies the
 parameters."""
 
+docdict["metrics_true"] = """\
+true : array, shape (n_sources,) | (n_subjects, n_sources)
+    The true sources (their non-zeros are the true support), one row per
+    subject."""
+docdict["metrics_est"] = """\
+est : array, shape (n_sources,) | (n_subjects, n_sources)
+    The estimated sources, same shape as ``true``."""
+docdict["metrics_ground_metric"] = """\
+ground_metric : array, shape (n_sources, n_sources) | GroundMetric
+    The distances between sources (mm), the same for all subjects (a common
+    source space): a dense matrix (``np.inf`` where transport is
+    impossible) or a :class:`~mne_wasserstein.GroundMetric` (infinite
+    between its blocks). Only the entries between the two supports are
+    read."""
+
 
 def fill_doc(func):
     """Fill ``%(name)s`` placeholders of a docstring from :data:`docdict`.
