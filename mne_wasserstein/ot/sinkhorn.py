@@ -144,13 +144,15 @@ def _check_masses(x, name, xp, dtype, ndim=(1, 2)):
 # float32 products hand over to float64 when the criterion has not halved
 # for this many iterations (rounding floor, about 2e-7 on the benchmarks)
 _STALL = 6
-_LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+# exp(x) is slow for x below about -708 (and for -inf): clamp there
+_LOG_TINY = -700.0
 
 
 def _tau(dtype):
-    # kernel-domain values below tau (or above 1 / tau) trigger the switch to
-    # the log domain: a sum of at most p terms each below the smallest normal
-    # number then changes by less than p * tiny^(1/3) relative (1e-10 float32)
+    # kernel-domain products below tau where they are needed trigger the
+    # switch to the log domain: above tau, a sum of at most p lost terms each
+    # below the smallest normal number (tiny) changes a product by less than
+    # p * tiny^(1/3) relative (1e-9 in float32 for p = 5000)
     return float(np.finfo(dtype).tiny) ** (2.0 / 3.0)
 
 
@@ -169,14 +171,18 @@ def _init_potentials(init, shape, xp, eps):
         init = init.state
     if not isinstance(init, SinkhornState):
         raise TypeError(f"init must be a SinkhornState or a result, got {type(init)}")
-    f = xp.asarray(init.f, dtype=np.float64).reshape(shape[0], -1)
-    g = xp.asarray(init.g, dtype=np.float64).reshape(shape[0], -1)
-    if f.shape != shape or g.shape != shape:
-        raise ValueError(
-            f"init has potentials of shape {tuple(init.f.shape)}, incompatible "
-            f"with this problem (shape {shape})"
-        )
-    return f / eps, g / eps
+    out = []
+    for pot in (init.f, init.g):
+        x = xp.asarray(pot, dtype=np.float64).reshape(shape[0], -1)
+        if x.shape != shape:
+            raise ValueError(
+                f"init has potentials of shape {tuple(init.f.shape)}, incompatible "
+                f"with this problem (shape {shape})"
+            )
+        # the "no mass" marker (see _potentials_out): start from 0 there
+        marker = float(np.finfo(pot.dtype).min)
+        out.append(xp.where(x > marker, x, 0.0) / eps)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------
@@ -270,12 +276,15 @@ class _LogProducts:
     Kernel domain (``exact=False``): each column of ``exp(x - shift)`` is
     formed in float64 with a per-column shift that puts its largest entry at
     ``exp(headroom)``, cast to ``kernel.dtype`` (entries below the smallest
-    normal number of the dtype are flushed to 0), multiplied by the kernel in
-    that dtype, and the log is taken in float64. Rounding happens in the
-    products only: the log-scalings and every update stay in float64. A
-    product row below ``tau`` where it is needed means that terms may have
-    underflowed: the call reports it (``ok=False``) and the caller switches
-    to the log domain.
+    normal number ``tiny`` of the dtype are flushed to 0), multiplied by the
+    kernel in that dtype (restricted to the support, see
+    :meth:`KernelOperator._restrict`), and the log is taken in float64.
+    Rounding happens in the products only: the log-scalings and every update
+    stay in float64. Each term lost to underflow is below ``tiny`` (the
+    headroom is 0 when the kernel itself has entries below ``tiny``), so a
+    product row above ``tau = tiny^(2/3)`` is exact to ``p tiny^(1/3)``
+    relative; a needed row below ``tau`` is reported (``ok=False``) and the
+    caller switches to the log domain.
 
     Log domain (``exact=True``): the operator's stabilised float64
     log-sum-exps.
@@ -290,14 +299,16 @@ class _LogProducts:
         finfo = np.finfo(self.dtype)
         self.tiny = tiny = float(finfo.tiny)
         self.tau = _tau(self.dtype)
-        self.floor = np.log(tiny)
+        # scalings below exp(floor) are flushed to 0 (float64 exp is slow
+        # below -708: stop at -700, which loses terms < 5000 tiny instead)
+        self.floor = max(np.log(tiny), _LOG_TINY)
         if kernel._smallest_entry() >= tiny:
             # no kernel entry is lost: the largest scaling can be large, as
             # long as a sum of p such terms cannot overflow
             self.headroom = 0.5 * np.log(float(finfo.max) / max(kernel.n_points, 1))
         else:
             # entries of K below tiny are lost: with scalings <= 1 each lost
-            # term is below tiny, so rows >= tau lose < 2 p tiny^(1/3) relative
+            # term is below tiny too (see _tau)
             self.headroom = 0.0
 
     def __call__(self, lx, transpose, need):
@@ -308,9 +319,10 @@ class _LogProducts:
             return out, True
         shift = _amax(lx, 0, xp)
         shift = xp.where(xp.isfinite(shift), shift - self.headroom, 0.0)
-        # clamped, not flushed: each entry below tiny counts as tiny (a term
-        # < tiny: the same bound), and exp/log avoid their slow paths
-        x = xp.exp(xp.maximum(lx - shift, self.floor)).astype(self.dtype)
+        t = lx - shift
+        # exp of the clamped values: exp is slow on -inf and near tiny
+        x = xp.where(t > self.floor, xp.exp(xp.maximum(t, self.floor)), 0.0)
+        x = x.astype(self.dtype)
         y = kernel.rmatvec(x) if transpose else kernel.matvec(x)
         ok = not bool((need & ~(y >= self.tau)).any())
         y = xp.maximum(y.astype(np.float64), self.tiny)
@@ -326,29 +338,41 @@ def _step(prob, prods, lu, lv, lq, logA, ltarget, omega):
     xp, psi = prob.xp, prob.psi
     mask_u, mask_v = prob.mask_u, prob.mask_v
     lKv, ok_u = prods(lv, False, mask_u)
-    lu_new = xp.where(mask_u & (lKv > -np.inf), psi * (logA - lKv), -np.inf)
-    live = (lu_new > -np.inf) & (lu > -np.inf)
-    delta = xp.where(live, lu_new - lu, 0.0)
+    lu_new, delta = _relaxed(lu, psi * (logA - lKv), mask_u, lKv, omega, prods, xp)
     m = xp.exp(xp.maximum(lu + lKv, _LOG_TINY))  # clamped: no slow exp(-inf)
-    err = _marginal_change(xp.where(live, m, 0.0), delta, xp)
-    if omega != 1.0:
-        lu_new = _relax_log(lu, lu_new, omega, xp)
+    err = _marginal_change(m, delta, xp)
     lKtu, ok_v = prods(lu_new, True, mask_v)
     if prob.weights is not None:
         lq_new = prob.log_barycenter(xp.where(mask_v, lKtu, -np.inf))
         if lq is not None:
             err = max(err, _log_relative_change(lq_new, lq, xp))
-        ltgt = prob.expand(lq_new)
+        p, n = lq_new.shape
+        target = (lq_new[:, None, :] - lKtu.reshape(p, -1, n)).reshape(lKtu.shape)
     else:
-        lq_new, ltgt = None, ltarget
-    # K^T u = 0 exactly (no kernel entry reaches an input's mass): v is
-    # irrelevant there, -inf keeps the products finite
-    lv_new = xp.where(mask_v & (lKtu > -np.inf), psi * (ltgt - lKtu), -np.inf)
-    if omega != 1.0:
-        lv_new = _relax_log(lv, lv_new, omega, xp)
+        lq_new, target = None, ltarget - lKtu
+    lv_new, _ = _relaxed(lv, psi * target, mask_v, lKtu, omega, prods, xp)
     if not (ok_u and ok_v) or bool(xp.isnan(lu_new).any() | xp.isnan(lv_new).any()):
         return None
     return lu_new, lv_new, lq_new, err
+
+
+def _relaxed(lx, lx_new, mask, lK, omega, prods, xp):
+    """Over-relaxed update ``lx + omega (lx_new - lx)`` on ``mask``.
+
+    Returns the update (``-inf`` outside ``mask``) and the change
+    ``lx_new - lx`` (0 where either is ``-inf``). In the kernel domain ``lK``
+    is finite and ``lx`` is ``-inf`` exactly outside ``mask``; in the log
+    domain ``lK = -inf`` where no kernel entry reaches a mass: the scaling
+    is irrelevant there, ``-inf`` keeps the products finite.
+    """
+    if prods.exact:
+        valid = mask & (lK > -np.inf)
+        live = valid & (lx > -np.inf)
+        rest = xp.where(valid, lx_new, -np.inf)
+    else:
+        live, rest = mask, -np.inf
+    delta = xp.where(live, lx_new - lx, 0.0)
+    return xp.where(live, lx + omega * delta, rest), delta
 
 
 def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
@@ -420,11 +444,6 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
             stacklevel=3,
         )
     return lu, lv, n_iter, converged, err, prods
-
-
-def _relax_log(lx, lx_new, omega, xp):
-    ok = (lx > -np.inf) & (lx_new > -np.inf)
-    return xp.where(ok, (1.0 - omega) * lx + omega * lx_new, lx_new)
 
 
 def _adapt(omega, errors, err):
