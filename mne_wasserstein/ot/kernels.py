@@ -161,6 +161,17 @@ class BlockDiagonalKernel(KernelOperator):
     Entries of ``K`` that underflow (``M / epsilon`` above about 745 in
     float64, 87 in float32) are zeros in the kernel domain; the log-domain
     products use ``M`` itself and lose nothing.
+
+    The solvers skip the entries between points where no column has mass
+    (rows) or no column can receive mass (columns): those entries only meet
+    zero scalings, so this is exact (see ``_restrict``). Entries are not
+    skipped by value: the scalings compensate the kernel (``P = u K v``), so
+    a tiny ``K_ij`` can carry transported mass. Measured on the benchmark
+    (fsaverage5 ico4 hemisphere, geodesic metric, ``epsilon`` 0.05 and
+    ``gamma`` 1 times the median distance): dropping the entries below
+    ``exp(-34)`` (3.3 percent of them) moves the barycenter by 3e-7
+    relative, below ``exp(-30)`` (10.7 percent) by 6e-4; a threshold safe
+    at ``tol = 1e-6`` skips too few entries to save time.
     """
 
     def __init__(self, blocks, ground_metrics, epsilon, dtype, xp):
