@@ -27,10 +27,17 @@ because the machine is shared. Kernel construction (done once per fit in
 MWE) is excluded from our times and printed separately; POT builds its
 kernel inside every call.
 
+On a shared machine with more runnable threads than cores, each
+multi-threaded BLAS call waits for its threads to be scheduled: many small
+calls (ours) then pay much more than few large ones (POT's).
+``OPENBLAS_NUM_THREADS=1`` times the algorithms rather than the scheduler;
+the load average is printed with the table.
+
 Run: python benchmarks/bench_ot.py [--repeats 3] [--quick] [--metric geodesic]
 """
 
 import argparse
+import os
 import time
 import warnings
 
@@ -107,6 +114,7 @@ def main():
         "--metric", choices=("geodesic", "euclidean"), default="geodesic"
     )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     hemis_all = ground_metric(args.metric)
     rng = np.random.default_rng(0)
     rows = []
@@ -189,7 +197,12 @@ def main():
             f"blocks f32 {t_k32:.2f} s",
             flush=True,
         )
-    print(f"\nmetric: {args.metric}; medians of {args.repeats} interleaved repeats")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(
+        f"\nmetric: {args.metric}; medians of {args.repeats} interleaved repeats; "
+        f"OPENBLAS_NUM_THREADS={threads}; load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
+    )
     print(
         f"{'p':>5} {'S':>3}  {'method':<16} {'time (s)':>9} {'vs POT 1e-6':>11} "
         f"{'equal error':>12} {'iters':>6} {'rel. error':>10}"
