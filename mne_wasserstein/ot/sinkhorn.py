@@ -404,6 +404,8 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
         while n_iter < max_iter:
             step = _step(prob, prods, lu, lv, lq, logA, ltarget, omega)
             if step is None:
+                if prods.exact:  # pragma: no cover - masks keep NaN out
+                    raise FloatingPointError("NaN in the log-domain iterations")
                 if log_domain is False:
                     raise FloatingPointError(
                         "The kernel-domain Sinkhorn iterations under/overflowed "
