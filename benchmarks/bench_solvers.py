@@ -110,16 +110,17 @@ def time_fit(est, X, Y, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--subjects", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--subjects", type=int, nargs="*", default=[8, 32])
     parser.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    Ls, metric = leadfields()
-    print(f"p = {Ls[0].shape[1]}, n = {Ls[0].shape[0]}, {args.repeats} repeats")
-    print(
-        f"{'model':<14}{'S':>4}{'time (s)':>10}{'OT %':>7}{'CD %':>7}"
-        f"{'outer':>7}{'support/S':>10}"
-    )
+    if args.subjects:
+        Ls, metric = leadfields()
+        print(f"p = {Ls[0].shape[1]}, n = {Ls[0].shape[0]}, {args.repeats} repeats")
+        print(
+            f"{'model':<14}{'S':>4}{'time (s)':>10}{'OT %':>7}{'CD %':>7}"
+            f"{'outer':>7}{'support/S':>10}"
+        )
     for S in args.subjects:
         X, Y = simulate(Ls, S, rng)
         models = {

@@ -10,6 +10,7 @@ from mne_wasserstein.solvers import (
     ConvergenceWarning,
     GroupLasso,
     IndependentLasso,
+    fit_path,
     lasso_solver,
 )
 from mne_wasserstein.solvers._cd import _cd_epoch
@@ -290,3 +291,12 @@ def test_estimator_bad_input():
     with pytest.warns(UserWarning, match="all zero"):
         est = MWE(M).fit(X, np.zeros_like(Y))
     np.testing.assert_array_equal(est.coef_, 0.0)
+
+
+def test_fit_path_with_warm_starts():
+    X, Y, coef, M = sparse_multitask(6, n_subjects=2)
+    path = fit_path(MWE(M, q=1, epsilon=0.5), X, Y, [0.3, 0.6])
+    assert path.coefs.shape == (2, 2, 80)
+    # fitted from the sparsest (largest alpha) to the densest
+    n_active = [np.count_nonzero(c) for c in path.coefs]
+    assert n_active[1] <= n_active[0]
