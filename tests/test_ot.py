@@ -312,7 +312,7 @@ def test_float32_products_float64_scalings(caplog):
     A = rng.random((150, 6))
     r64 = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-12)
     # float32 products, float64 log-scalings: tol=1e-6 is reached in float32
-    with caplog.at_level(logging.INFO, logger="mne_wasserstein"):
+    with caplog.at_level(logging.INFO, logger="mne"):
         r32 = unbalanced_barycenter(
             A.astype(np.float32), M, epsilon=eps, gamma=gamma, tol=1e-6
         )
@@ -321,7 +321,7 @@ def test_float32_products_float64_scalings(caplog):
     # point by a few 1e-7
     assert _rel(r32.barycenter, r64.barycenter) < 1e-6
     # below the float32 rounding floor (~1e-7), the products switch to float64
-    with caplog.at_level(logging.INFO, logger="mne_wasserstein"):
+    with caplog.at_level(logging.INFO, logger="mne"):
         r32 = unbalanced_barycenter(
             A.astype(np.float32), M, epsilon=eps, gamma=gamma, tol=1e-11
         )

@@ -20,12 +20,12 @@ others only meet zero scalings. The iterations switch to the log domain
 product may have lost terms to underflow.
 """
 
-import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._logging import logger
 from .._warnings import ConvergenceWarning
 from ._backend import get_namespace, to_numpy
 from .kernels import KernelOperator, _check_positive, make_kernel
@@ -39,7 +39,6 @@ __all__ = [
     "unbalanced_barycenter",
 ]
 
-logger = logging.getLogger("mne_wasserstein")
 
 
 @dataclass
