@@ -210,7 +210,8 @@ def _rebuild_forward(fwd, src_aligned, rows, cols):
     take[rows] = cols
     out["sol"]["data"] = out["sol"]["data"][:, take]
     out["sol"]["ncol"] = len(take)
-    out["sol"]["col_names"] = [out["sol"]["col_names"][k] for k in take]
+    if len(out["sol"]["col_names"]):  # empty in forwards from MNE
+        out["sol"]["col_names"] = [out["sol"]["col_names"][k] for k in take]
     # the rebuilt forward is fixed from the start (no free solution behind it)
     out["_orig_sol"] = out["sol"]["data"]
     out["_orig_source_ori"] = FIFF.FIFFV_MNE_FIXED_ORI

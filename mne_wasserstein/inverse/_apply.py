@@ -11,7 +11,13 @@ from mne.utils import get_subjects_dir, logger, verbose
 from .._docs import docdict, fill_doc
 from ..solvers import MTW, MWE, DirtyModel, GroupLasso, IndependentLasso
 from ._align import _align_one, _check_forwards, _check_surface_src
-from ._gain import _check_covs, _check_depth, _check_evokeds, _prepare_group
+from ._gain import (
+    _check_covs,
+    _check_data,
+    _check_depth,
+    _check_evokeds,
+    _prepare_group,
+)
 
 __all__ = ["GroupInverseResult", "apply_group_inverse", "apply_mwe"]
 
@@ -195,23 +201,22 @@ def _check_time(time, tmin, tmax):
         raise ValueError(f"tmin ({tmin}) must be <= tmax ({tmax})")
 
 
-def _select_times(problem, time, tmin, tmax, subjects):
-    """Select the sample(s) of each subject to fit.
+def _time_indices(evokeds, time, tmin, tmax, subjects):
+    """Check the times against the data; return the candidate samples.
 
     Returns
     -------
     idx : list of array of int
-        Per subject, the selected samples (one, or the whole window).
+        Per subject, the sample of ``time`` (a float), or the samples of the
+        window (``time`` None or ``"all"``).
     """
     idx = []
-    for s, (times, sfreq, y) in enumerate(
-        zip(problem.times, problem.sfreq, problem.Y, strict=True)
-    ):
-        half = 0.5 / sfreq
+    for evoked, label in zip(evokeds, subjects, strict=True):
+        times, half = evoked.times, 0.5 / evoked.info["sfreq"]
         if time is not None and time != "all":
             if not times[0] - half <= time <= times[-1] + half:
                 raise ValueError(
-                    f"Subject {subjects[s]}: time={time} s is outside the data "
+                    f"Subject {label}: time={time} s is outside the data "
                     f"({times[0]:.3f} to {times[-1]:.3f} s)"
                 )
             idx.append(np.array([np.argmin(np.abs(times - time))]))
@@ -221,20 +226,16 @@ def _select_times(problem, time, tmin, tmax, subjects):
         window = np.flatnonzero((times >= lo - half) & (times <= hi + half))
         if len(window) == 0:
             raise ValueError(
-                f"Subject {subjects[s]}: no sample between tmin={tmin} and "
+                f"Subject {label}: no sample between tmin={tmin} and "
                 f"tmax={tmax} (data from {times[0]:.3f} to {times[-1]:.3f} s)"
             )
-        if time == "all":
-            idx.append(window)
-        else:  # the peak of the global field power of the whitened data
-            gfp = np.sum(y[:, window] ** 2, axis=0)
-            idx.append(window[[np.argmax(gfp)]])
+        idx.append(window)
     if time == "all":
-        first = problem.times[0][idx[0]]
+        first = evokeds[0].times[idx[0]]
         for s in range(1, len(idx)):
-            other = problem.times[s][idx[s]]
+            other = evokeds[s].times[idx[s]]
             if len(other) != len(first) or not np.allclose(
-                other, first, atol=0.5 / problem.sfreq[0]
+                other, first, atol=0.5 / evokeds[0].info["sfreq"]
             ):
                 raise ValueError(
                     "time='all' fits the subjects sample by sample: the window "
@@ -245,7 +246,13 @@ def _select_times(problem, time, tmin, tmax, subjects):
     return idx
 
 
-def _make_estimator(method, alpha, beta, ground_metric, solver_params, n_jobs):
+def _gfp_peak(y, window):
+    """Return the sample of the window where the whitened data peak in power."""
+    return window[[np.argmax(np.sum(y[:, window] ** 2, axis=0))]]
+
+
+def _estimator_params(method, alpha, beta, solver_params):
+    """Check and gather the estimator's parameters (but the ground metric)."""
     cls, fixed, takes_beta, _ = _METHODS[method]
     params = dict(alpha=alpha, **fixed)
     if takes_beta:
@@ -261,10 +268,7 @@ def _make_estimator(method, alpha, beta, ground_metric, solver_params, n_jobs):
             f"got {sorted(unknown)}"
         )
     params.update(solver_params)
-    if method in ("mwe", "mtw"):
-        params.setdefault("n_jobs", n_jobs)
-        return cls(ground_metric, **params)
-    return cls(**params)
+    return params
 
 
 def _stc(data, src, order, tmin, tstep, subject):
@@ -333,7 +337,7 @@ def apply_group_inverse(
     noise_cov=None,
     *,
     method="mwe",
-    alpha=0.1,
+    alpha=0.05,
     beta=None,
     src_ref=None,
     subjects_dir=None,
@@ -409,6 +413,17 @@ def apply_group_inverse(
     _check_time(time, tmin, tmax)
     depth = _check_depth(depth)
     noise_covs = _check_covs(noise_cov, evokeds)
+    params = _estimator_params(method, alpha, beta, solver_params)
+    for fwd in forwards:
+        _check_surface_src(fwd["src"], "The forward's source space")
+    subjects = [fwd["src"][0]["subject_his_id"] for fwd in forwards]
+    labels = [f"{k} ({name})" for k, name in enumerate(subjects)]
+    # everything that needs only the inputs is checked before the work
+    ch_names = [
+        _check_data(*args)
+        for args in zip(evokeds, forwards, noise_covs, labels, strict=True)
+    ]
+    idx = _time_indices(evokeds, time, tmin, tmax, labels)
 
     # 1. the common source space
     if src_ref is None:
@@ -418,8 +433,6 @@ def apply_group_inverse(
         _check_surface_src(src_ref, "src_ref")
         subjects_dir = get_subjects_dir(subjects_dir, raise_error=True)
         aligned = [_align_one(fwd, src_ref, subjects_dir) for fwd in forwards]
-    subjects = [fwd["src"][0]["subject_his_id"] for fwd, _ in aligned]
-    labels = [f"{k} ({name})" for k, name in enumerate(subjects)]
 
     # 2. the arrays
     problem = _prepare_group(
@@ -427,21 +440,26 @@ def apply_group_inverse(
         [fwd for fwd, _ in aligned],
         noise_covs,
         [order for _, order in aligned],
+        ch_names,
         depth,
         labels,
     )
-    idx = _select_times(problem, time, tmin, tmax, labels)
+    if time is None:
+        idx = [_gfp_peak(y, k) for y, k in zip(problem.Y, idx, strict=True)]
     Y = [
         y[:, k] if time == "all" else y[:, k[0]]
         for y, k in zip(problem.Y, idx, strict=True)
     ]
 
     # 3. the solver
+    cls = _METHODS[method][0]
     if method in ("mwe", "mtw"):
         ground_metric = _resolve_ground_metric(
             ground_metric, src_ref, subjects_dir, problem.X[0].shape[1]
         )
-    est = _make_estimator(method, alpha, beta, ground_metric, solver_params, n_jobs)
+        est = cls(ground_metric, **{"n_jobs": n_jobs, **params})
+    else:
+        est = cls(**params)
     logger.info(
         f"Fitting {type(est).__name__} on {len(evokeds)} subjects, "
         f"{problem.X[0].shape[1]} sources, "
@@ -517,7 +535,7 @@ def apply_mwe(
     forwards,
     noise_cov=None,
     *,
-    alpha=0.1,
+    alpha=0.05,
     beta=0.03,
     src_ref=None,
     subjects_dir=None,

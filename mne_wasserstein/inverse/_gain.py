@@ -138,13 +138,19 @@ def _pick_channels(info, fwd, noise_cov, subject):
     return names
 
 
-def _prepare_subject(evoked, fwd, noise_cov, order, depth, subject):
-    """Whitened, fixed, depth-weighted, scaled gain and whitened data."""
+def _check_data(evoked, fwd, noise_cov, subject):
+    """Return the channels to use; check that their data are finite."""
     ch_names = _pick_channels(evoked.info, fwd, noise_cov, subject)
     sel = [evoked.ch_names.index(name) for name in ch_names]
-    data = evoked.data[sel]
-    if not np.isfinite(data).all():
+    if not np.isfinite(evoked.data[sel]).all():
         raise ValueError(f"Subject {subject}: the evoked data contain NaN or inf")
+    return ch_names
+
+
+def _prepare_subject(evoked, fwd, noise_cov, order, ch_names, depth, subject):
+    """Whitened, fixed, depth-weighted, scaled gain and whitened data."""
+    sel = [evoked.ch_names.index(name) for name in ch_names]
+    data = evoked.data[sel]
     info = pick_info(evoked.info, sel, verbose=False)
     fwd = pick_channels_forward(fwd, ch_names, ordered=True, verbose=False)
     if not is_fixed_orient(fwd):
@@ -172,30 +178,30 @@ def _prepare_subject(evoked, fwd, noise_cov, order, depth, subject):
     gain *= source_std
     # MNE's scaling: trace(G R G^T) = rank of the whitener
     scale = np.sqrt(len(W) / np.sum(gain**2))
-    return gain * scale, W @ data, source_std * scale, ch_names
+    return gain * scale, W @ data, source_std * scale
 
 
-def _prepare_group(evokeds, forwards, noise_covs, orders, depth, subjects):
+def _prepare_group(evokeds, forwards, noise_covs, orders, ch_names, depth, subjects):
     """Build the :class:`GroupProblem` of aligned forwards."""
-    X, Y, stds, names = [], [], [], []
-    for s, (evoked, fwd, cov, order) in enumerate(
-        zip(evokeds, forwards, noise_covs, orders, strict=True)
+    X, Y, stds = [], [], []
+    for s, args in enumerate(
+        zip(evokeds, forwards, noise_covs, orders, ch_names, strict=True)
     ):
-        x, y, std, ch = _prepare_subject(evoked, fwd, cov, order, depth, subjects[s])
+        x, y, std = _prepare_subject(*args, depth, subjects[s])
         logger.info(
-            f"Subject {subjects[s]}: {len(ch)} channels, whitener of rank {len(x)}"
+            f"Subject {subjects[s]}: {len(ch_names[s])} channels, whitener of "
+            f"rank {len(x)}"
         )
         X.append(x)
         Y.append(y)
         stds.append(std)
-        names.append(ch)
     return GroupProblem(
         X=X,
         Y=Y,
         source_std=np.array(stds),
         times=[e.times for e in evokeds],
         sfreq=np.array([e.info["sfreq"] for e in evokeds]),
-        ch_names=names,
+        ch_names=list(ch_names),
     )
 
 
