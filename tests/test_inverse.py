@@ -86,9 +86,9 @@ def test_lasso_equals_mixed_norm(cohort_meg, sim_meg):
     assert stc.subject == cohort_meg.subjects[2]
     # both on the forward's source space: compare vertex by vertex
     ours = {}
-    for h in range(2):
-        for v, x in zip(stc.vertices[h], stc.data[h * len(stc.vertices[0]) :][:, 0]):
-            ours[(h, v)] = x
+    n_lh = len(stc.vertices[0])
+    for h, data in enumerate((stc.data[:n_lh, 0], stc.data[n_lh:, 0])):
+        ours.update({(h, v): x for v, x in zip(stc.vertices[h], data, strict=True)})
     dense = np.array([ours[(h, v)] for h in range(2) for v in stc_mne.vertices[h]])
     assert np.count_nonzero(stc.data) == len(stc_mne.data) > 0
     # both solvers stop at a duality gap of 1e-10 relative: 1e-4 relative on
@@ -101,7 +101,7 @@ def test_mwe_recovers_sources_better_than_mixed_norm(cohort_meg, src_lh):
     sim = simulate_group_evokeds(cohort_meg, overlap=1.0, random_state=2, verbose=False)
     gm = compute_ground_metric(src_lh, subjects_dir=cohort_meg.subjects_dir)
     n_lh = src_lh[0]["nuse"]
-    stcs, stc_bar = apply_mwe(
+    res = apply_mwe(
         sim.evokeds,
         sim.forward,
         sim.noise_cov,
@@ -112,7 +112,13 @@ def test_mwe_recovers_sources_better_than_mixed_norm(cohort_meg, src_lh):
         # a loose outer tolerance and 3 reweightings keep the test fast
         solver_params=dict(tol=1e-3, reweighting_steps=3),
     )
-    est_mwe = _in_ref_order(stcs, cohort_meg, src_lh)
+    stcs, stc_bar = res
+    est_mwe = res.coef
+    # the stcs hold the same sources, on each subject's aligned source space
+    for s, stc in enumerate(stcs):
+        np.testing.assert_array_equal(
+            stc.data[_ref_order(cohort_meg, s, src_lh), 0], est_mwe[s]
+        )
     # irMxNE, the single-subject counterpart of MWE_0.5, on the same left
     # hemisphere (other sources masked out) with the same depth weighting
     est_mne = np.zeros_like(est_mwe)
@@ -209,7 +215,7 @@ def test_modalities_recover_a_strong_source(modality, cohort_eeg, cohort_meeg):
         )
     assert "converting the free-orientation forward" in log.getvalue()
     gm = compute_ground_metric(cohort.src_ref, subjects_dir=cohort.subjects_dir)
-    est = _in_ref_order(res.stcs, cohort, cohort.src_ref)
+    est = res.coef
     # one source at SNR 20: the estimate is within two source spacings
     # (ico3: about 9 mm)
     assert np.all(localization_error(sim.coef, est, gm) < 20)

@@ -137,6 +137,10 @@ class GroupInverseResult:
         barycenter of the solver, brought to A*m with the mean over subjects
         of the column weights (depth weighting and scaling). ``None`` for the
         other methods or with ``return_barycenter=False``.
+    coef : ndarray, shape (n_subjects, n_sources) | (n_subjects, n_sources, n_times)
+        The same sources (A*m) in reference source order (source ``j`` of
+        every subject is reference source ``j``), e.g. for
+        :mod:`mne_wasserstein.metrics`.
     method : str
         The method.
     params : dict
@@ -170,6 +174,7 @@ class GroupInverseResult:
 
     stcs: list
     stc_bar: object
+    coef: np.ndarray
     method: str
     params: dict
     times: np.ndarray
@@ -469,13 +474,12 @@ def apply_group_inverse(
 
     # 4. back to MNE objects, in A*m
     coef = est.coef_ if est.coef_.ndim == 3 else est.coef_[:, :, np.newaxis]
+    amps = coef * problem.source_std[:, :, np.newaxis]
     stcs = []
     for s, ((fwd, order), k) in enumerate(zip(aligned, idx, strict=True)):
-        amp = coef[s] * problem.source_std[s][:, np.newaxis]
-        times = problem.times[s][k]
-        stcs.append(
-            _stc(amp, fwd["src"], order, times[0], 1.0 / problem.sfreq[s], subjects[s])
-        )
+        tmin_s = problem.times[s][k[0]]
+        tstep = 1.0 / problem.sfreq[s]
+        stcs.append(_stc(amps[s], fwd["src"], order, tmin_s, tstep, subjects[s]))
     sel_times = (
         problem.times[0][idx[0]]
         if time == "all"
@@ -515,6 +519,7 @@ def apply_group_inverse(
     return GroupInverseResult(
         stcs=stcs,
         stc_bar=stc_bar,
+        coef=amps if time == "all" else amps[:, :, 0],
         method=method,
         params=params,
         times=sel_times,
