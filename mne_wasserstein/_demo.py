@@ -18,7 +18,7 @@ from .viz import plot_sources_2d
 
 
 def _irmxne_lh(sim, s, cohort, alpha):
-    """Solve subject ``s`` alone by irMxNE on the left hemisphere (A*m, template order)."""
+    """Solve subject ``s`` alone by irMxNE on the lh (A*m, template order)."""
     fwd = sim.forward[s]
     n_lh = cohort.src_ref[0]["nuse"]
     weights = np.zeros(fwd["nsource"])
