@@ -258,8 +258,9 @@ def align_forwards(forwards, src_ref, *, subjects_dir=None, verbose=None):
     -------
     forwards : list of Forward
         The aligned forward solutions: source ``j`` of every subject is
-        reference source ``j`` (the rows of each source space are in
-        ascending vertex order; see :func:`mne_wasserstein.inverse`).
+        reference source ``j``. As in MNE, the sources of each hemisphere
+        are in ascending vertex order: the ``j``-th source of the aligned
+        forward is in general not the ``j``-th reference source.
     """
     subjects_dir = get_subjects_dir(subjects_dir, raise_error=True)
     return [_align_one(f, src_ref, subjects_dir)[0] for f in _check_forwards(forwards)]

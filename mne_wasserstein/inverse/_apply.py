@@ -93,10 +93,9 @@ solver_params : dict | None
     ``epsilon``, ``gamma``, ``tau`` for MWE).
 return_barycenter : bool
     Whether to return the barycenter (``"mwe"`` and ``"mtw"``).
-%(n_jobs)s
-    For ``"mwe"`` and ``"mtw"``: threads of the coordinate descent over
-    subjects.
-%(verbose)s"""
+n_jobs : int | None
+    For ``"mwe"`` and ``"mtw"``: the number of threads of the coordinate
+    descent over subjects (``None``: 1)."""
 docdict["group_inverse_notes"] = """\
 The diagnostics of the fit are attributes of the result
 (:class:`GroupInverseResult`): the noise levels ``sigma`` (whitened
@@ -109,9 +108,11 @@ units), ``n_iter``, ``objective``, ``alpha_max``, the hyperparameters used
 with ``alpha_max = ||G^T y||_inf / n``, and
 :func:`mne.inverse_sparse.mixed_norm` with ``loose=0`` and one time sample
 solves ``min_x ||y - G x||^2 / 2 + (alpha_mne / 100) ||G^T y||_inf
-||x||_1`` on the same ``G`` and ``y`` (up to a factor of its own): the
-two give the same sources when ``alpha = alpha_mne / 100`` (with
-``n_mxne_iter=1``, ``debias=False``).
+||x||_1`` on the same ``G`` and ``y`` (MNE whitens without ``nave``,
+which scales ``G`` and ``y`` alike and changes neither solution). Multiplied
+by ``n``, the first objective is the second when ``alpha = alpha_mne /
+100``: the two give the same sources (with ``n_mxne_iter=1`` and
+``debias=False``; tested to 1e-4).
 
 Every solver sees the subjects' data in whitened units; ``nave`` is taken
 into account, as in :func:`mne.minimum_norm.apply_inverse`. Nothing passed
@@ -381,6 +382,7 @@ def apply_group_inverse(
         of the l1 to the l21 threshold of ``"dirty"`` (``None``: the
         estimator's default). The other methods take ``None`` (or 0).
     %(group_inverse_rest)s
+    %(verbose)s
 
     Returns
     -------
@@ -573,6 +575,7 @@ def apply_mwe(
         The weight of the transport term relative to ``alpha_max`` (>= 0; 0
         decouples the subjects).
     %(group_inverse_rest)s
+    %(verbose)s
 
     Returns
     -------
