@@ -385,6 +385,11 @@ def test_bad_input(cohort_meg, sim_meg, src_lh):
         apply_group_inverse(evokeds, [forwards[0], fwd_vol], covs, **kw)
     with pytest.raises(ValueError, match="volume and discrete"):
         align_forwards([fwd_vol], src_lh, subjects_dir=cohort_meg.subjects_dir)
+    with pytest.raises(TypeError, match="noise_cov must be"):
+        apply_group_inverse(evokeds, forwards, [covs[0], "cov"], **kw)
+    # no covariance: ad-hoc ones, with a warning
+    with pytest.warns(RuntimeWarning, match="ad-hoc"):
+        apply_group_inverse(evokeds[:1], forwards[:1], None, alpha=0.9, **kw)
     _assert_same(before, evokeds, forwards, covs)
 
 

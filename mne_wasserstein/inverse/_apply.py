@@ -136,8 +136,9 @@ class GroupInverseResult:
         The barycenter of the subjects' sources (``"mwe"`` and ``"mtw"``
         only) on the reference source space (subject ``src_ref``): the signed
         barycenter of the solver, brought to A*m with the mean over subjects
-        of the column weights (depth weighting and scaling). ``None`` for the
-        other methods or with ``return_barycenter=False``.
+        of the column weights (depth weighting and scaling); at the mean of
+        the subjects' times when they differ (``time=None``). ``None`` for
+        the other methods or with ``return_barycenter=False``.
     coef : ndarray, shape (n_subjects, n_sources) | (n_subjects, n_sources, n_times)
         The same sources (A*m) in reference source order (source ``j`` of
         every subject is reference source ``j``), e.g. for
