@@ -135,7 +135,8 @@ class GroupInverseResult:
     stc_bar : SourceEstimate | None
         The barycenter of the subjects' sources (``"mwe"`` and ``"mtw"``
         only) on the reference source space (subject ``src_ref``): the signed
-        barycenter of the solver, brought to A*m with the mean over subjects
+        barycenter of the solver (entropic: smooth and nowhere exactly
+        zero), brought to A*m with the mean over subjects
         of the column weights (depth weighting and scaling); at the mean of
         the subjects' times when they differ (``time=None``). ``None`` for
         the other methods or with ``return_barycenter=False``.
