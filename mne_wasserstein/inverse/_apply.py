@@ -503,7 +503,7 @@ def apply_group_inverse(
             1.0 / problem.sfreq[0],
             src_ref[0]["subject_his_id"],
         )
-    if hasattr(est, "sigma_"):
+    if method == "mwe" and est.concomitant:
         sigma = np.asarray(est.sigma_)
     else:
         resid = [
