@@ -337,6 +337,34 @@ def _resolve_ground_metric(ground_metric, src_ref, subjects_dir, n_sources):
     return ground_metric
 
 
+def _barycenter_stc(est, problem, src_ref, times, all_times):
+    """Build the barycenter on ``src_ref``, in A*m (mean column weights)."""
+    bary = est.barycenter_ if est.barycenter_.ndim == 2 else est.barycenter_[:, None]
+    bary = bary * problem.source_std.mean(axis=0)[:, np.newaxis]
+    return _stc(
+        bary,
+        src_ref,
+        np.arange(len(bary)),
+        times[0] if all_times else float(np.mean(times)),
+        1.0 / problem.sfreq[0],
+        src_ref[0]["subject_his_id"],
+    )
+
+
+def _noise_levels(est, method, X, Y, coef):
+    """Return MWE's noise levels, else the rms of the whitened residual (S, T)."""
+    if method == "mwe" and est.concomitant:
+        sigma = np.asarray(est.sigma_)
+        return sigma if sigma.ndim == 2 else sigma[:, np.newaxis]
+    return np.array(
+        [
+            np.linalg.norm((y if y.ndim == 2 else y[:, None]) - x @ c, axis=0)
+            / np.sqrt(len(x))
+            for x, y, c in zip(X, Y, coef, strict=True)
+        ]
+    )
+
+
 @verbose
 @fill_doc
 def apply_group_inverse(
@@ -491,30 +519,10 @@ def apply_group_inverse(
     )
     stc_bar = None
     if return_barycenter and _METHODS[method][3]:
-        bary = (
-            est.barycenter_ if est.barycenter_.ndim == 2 else est.barycenter_[:, None]
-        )
-        bary = bary * problem.source_std.mean(axis=0)[:, np.newaxis]
-        stc_bar = _stc(
-            bary,
-            src_ref,
-            np.arange(len(bary)),
-            float(np.mean(sel_times)) if time != "all" else sel_times[0],
-            1.0 / problem.sfreq[0],
-            src_ref[0]["subject_his_id"],
-        )
-    if method == "mwe" and est.concomitant:
-        sigma = np.asarray(est.sigma_)
-    else:
-        resid = [
-            np.linalg.norm(
-                (y if y.ndim == 2 else y[:, None]) - x @ coef[s],
-                axis=0,
-            )
-            / np.sqrt(len(x))
-            for s, (x, y) in enumerate(zip(problem.X, Y, strict=True))
-        ]
-        sigma = np.array(resid) if time == "all" else np.array(resid)[:, 0]
+        stc_bar = _barycenter_stc(est, problem, src_ref, sel_times, time == "all")
+    sigma = _noise_levels(est, method, problem.X, Y, coef)
+    if time != "all":
+        sigma = sigma[:, 0]
     params = {k: v for k, v in est.get_params().items() if k != "ground_metric"}
     for name in ("epsilon_", "gamma_"):
         if hasattr(est, name):
