@@ -7,6 +7,11 @@ __version__ = "0.1.dev0"
 _LAZY = {
     "GroundMetric": "ground_metric",
     "compute_ground_metric": "ground_metric",
+    "GroupInverseResult": "inverse",
+    "align_forwards": "inverse",
+    "apply_group_inverse": "inverse",
+    "apply_mwe": "inverse",
+    "make_aligned_source_spaces": "inverse",
 }
 __all__ = sorted(_LAZY)
 

@@ -13,11 +13,16 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
-        help="simulate a synthetic group study and write an HTML report",
+        help="simulate a synthetic group study, solve it with MWE_0.5 and irMxNE, "
+        "and write an HTML report",
     )
     demo.add_argument("--n-subjects", type=int, default=3)
     demo.add_argument("--spacing", default="ico4")
-    demo.add_argument("--alpha", type=float, default=50.0)
+    demo.add_argument(
+        "--alpha", type=float, default=20.0, help="mixed_norm's alpha, in [0, 100)"
+    )
+    demo.add_argument("--mwe-alpha", type=float, default=0.05)
+    demo.add_argument("--beta", type=float, default=0.03)
     demo.add_argument("--output", default=None, help="folder of the report")
     demo.add_argument("--subjects-dir", default=None)
     demo.add_argument("--seed", type=int, default=0)
@@ -30,6 +35,8 @@ def main(argv=None):
         args.n_subjects,
         spacing=args.spacing,
         alpha=args.alpha,
+        mwe_alpha=args.mwe_alpha,
+        beta=args.beta,
         output=args.output,
         subjects_dir=args.subjects_dir,
         random_state=args.seed,

@@ -169,6 +169,8 @@ def fill_doc(func):
     """Fill ``%(name)s`` placeholders of a docstring from :data:`docdict`.
 
     Multi-line entries are indented like the docstring they go into.
+    Placeholders that :data:`docdict` does not have are left in place, for
+    :func:`mne.utils.verbose` (applied after it) to fill from MNE's.
 
     Parameters
     ----------
@@ -185,5 +187,13 @@ def fill_doc(func):
         lines = doc.expandtabs().splitlines()[1:]
         indents = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
         pad = "\n" + " " * (min(indents) if indents else 0)
-        func.__doc__ = doc % {key: v.replace("\n", pad) for key, v in docdict.items()}
+        entries = _KeepUnknown({k: v.replace("\n", pad) for k, v in docdict.items()})
+        func.__doc__ = doc % entries
     return func
+
+
+class _KeepUnknown(dict):
+    """Leave placeholders of other doc dictionaries (e.g. MNE's) in place."""
+
+    def __missing__(self, key):
+        return f"%({key})s"

@@ -19,7 +19,11 @@ def test_demo_command(cohort_meg, tmp_path, capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert "irMxNE found" in out
+    # both methods report their localisation error
+    for name in ("irMxNE", "MWE_0.5"):
+        line = next(line for line in out.splitlines() if line.startswith(name))
+        error = float(line.split("estimate) ")[1].split(" mm")[0])
+        assert 0 <= error < 100  # mm, on a hemisphere about 100 mm long
     report = tmp_path / "report.html"
     assert f"Report written to {report}" in out
     html = report.read_text()

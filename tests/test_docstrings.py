@@ -12,6 +12,7 @@ PUBLIC_MODULES = (
     "mne_wasserstein",
     "mne_wasserstein.datasets",
     "mne_wasserstein.hrf",
+    "mne_wasserstein.inverse",
     "mne_wasserstein.metrics",
     "mne_wasserstein.ot",
     "mne_wasserstein.simulation",
