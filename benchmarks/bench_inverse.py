@@ -24,14 +24,12 @@ Run: python benchmarks/bench_inverse.py [--repeats 3]
 import argparse
 import time
 
-import mne
 import numpy as np
-from mne.inverse_sparse import mixed_norm
 
 from mne_wasserstein import apply_group_inverse, compute_ground_metric
+from mne_wasserstein._demo import _irmxne_lh
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.inverse import _gain
-from mne_wasserstein.inverse._align import _aligned_order
 from mne_wasserstein.metrics import localization_error
 from mne_wasserstein.simulation import simulate_group_evokeds
 
@@ -43,38 +41,6 @@ def _timed(func, repeats):
         out = func()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), out
-
-
-def _irmxne(sim, cohort, n_lh):
-    est = np.zeros((cohort.n_subjects, n_lh))
-    src_lh = cohort.src_ref[:1]
-    for s in range(cohort.n_subjects):
-        fwd = sim.forward[s]
-        weights = np.zeros(fwd["nsource"])
-        weights[:n_lh] = 1.0
-        stc = mixed_norm(
-            sim.evokeds[s].copy().crop(sim.peak_time, sim.peak_time),
-            fwd,
-            sim.noise_cov[s],
-            alpha=20.0,
-            loose=0.0,
-            depth=0.9,
-            n_mxne_iter=5,
-            weights=weights,
-            weights_min=0.5,
-            verbose=False,
-        )
-        rows = np.zeros(n_lh)
-        rows[np.searchsorted(fwd["src"][0]["vertno"], stc.vertices[0])] = stc.data[:, 0]
-        order = _aligned_order(
-            src_lh,
-            mne.SourceSpaces([fwd["src"][0]]),
-            cohort.subject_ref,
-            cohort.subjects[s],
-            cohort.subjects_dir,
-        )
-        est[s] = rows[order]
-    return est
 
 
 def main():
@@ -125,7 +91,12 @@ def main():
         rows.append(
             (f"apply_group_inverse {method}", total, float(np.median(prep)), error)
         )
-    total, est = _timed(lambda: _irmxne(sim, cohort, n_lh), args.repeats)
+    total, est = _timed(
+        lambda: np.array(
+            [_irmxne_lh(sim, s, cohort, 20.0) for s in range(cohort.n_subjects)]
+        ),
+        args.repeats,
+    )
     rows.append(
         ("mixed_norm irMxNE x4", total, np.nan, localization_error(true, est, metric))
     )

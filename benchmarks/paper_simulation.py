@@ -74,7 +74,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 # data preparation from the MNE objects of a simulation: the gain in template
-# order, as the simulation builds it (a future mne_wasserstein.inverse)
+# order, as the simulation builds it (gradiometers only, left hemisphere)
 from mne_wasserstein.inverse._align import _aligned_order
 from mne_wasserstein.metrics import emd_per_source, localization_error, mse, pr_auc
 from mne_wasserstein.simulation import _fixed_gain

@@ -7,12 +7,25 @@ run reads everything from the cache.
 
 import matplotlib
 import pytest
+from threadpoolctl import threadpool_limits
 
 from mne_wasserstein.datasets import make_cohort, make_template
 
 matplotlib.use("Agg")
 
 SEED = 0  # cohorts of the test suite share their subjects through the cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """Run BLAS on one thread: the tests' arrays are small.
+
+    On a 2-core machine that also runs joblib workers, OpenBLAS threads
+    oversubscribe the cores: a 306 x 306 ``eigh`` (MNE's whitener) took 2.15 s
+    with 2 threads under load and 0.023 s with 1.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="session")

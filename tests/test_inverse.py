@@ -15,6 +15,7 @@ from mne_wasserstein import (
     compute_ground_metric,
     make_aligned_source_spaces,
 )
+from mne_wasserstein._demo import _irmxne_lh
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.inverse._align import _aligned_order
 from mne_wasserstein.metrics import localization_error
@@ -121,27 +122,10 @@ def test_mwe_recovers_sources_better_than_mixed_norm(cohort_meg, src_lh):
         )
     # irMxNE, the single-subject counterpart of MWE_0.5, on the same left
     # hemisphere (other sources masked out) with the same depth weighting
-    est_mne = np.zeros_like(est_mwe)
-    for s in range(cohort_meg.n_subjects):
-        weights = np.zeros(sim.forward[s]["nsource"])
-        weights[:n_lh] = 1.0
-        stc = mixed_norm(
-            _peak(sim.evokeds[s], sim.peak_time),
-            sim.forward[s],
-            sim.noise_cov[s],
-            alpha=20.0,
-            loose=0.0,
-            depth=0.9,
-            n_mxne_iter=5,
-            weights=weights,
-            weights_min=0.5,
-            verbose=False,
-        )
-        rows = np.searchsorted(sim.forward[s]["src"][0]["vertno"], stc.vertices[0])
-        full = np.zeros(n_lh)
-        full[rows] = stc.data[:, 0]
-        est_mne[s] = full[_ref_order(cohort_meg, s, src_lh)]
-        true = sim.coef[:, :n_lh]
+    est_mne = np.array(
+        [_irmxne_lh(sim, s, cohort_meg, 20.0) for s in range(cohort_meg.n_subjects)]
+    )
+    true = sim.coef[:, :n_lh]
     err_mwe = localization_error(true, est_mwe, gm)
     err_mne = localization_error(true, est_mne, gm)
     assert np.mean(err_mwe) < np.mean(err_mne)
