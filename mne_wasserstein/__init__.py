@@ -7,6 +7,8 @@ __version__ = "0.1.dev0"
 _LAZY = {
     "GroundMetric": "ground_metric",
     "compute_ground_metric": "ground_metric",
+    "kantorovich_mean": "averaging",
+    "wasserstein_barycenter": "averaging",
 }
 __all__ = sorted(_LAZY)
 

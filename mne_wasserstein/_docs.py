@@ -51,11 +51,36 @@ docdict["warm_start"] = """\
 warm_start : bool
     If True, ``fit`` starts from the previous solution (same shapes)."""
 
+# averaging of SourceEstimates (mne_wasserstein.averaging)
+docdict["average_stcs"] = """\
+stcs : list of SourceEstimate
+    The estimates to average (surface source spaces, the same times). Estimates
+    of other subjects or on other vertices than the reference source space are
+    morphed to it first (see ``subjects_dir``)."""
+docdict["average_reference"] = """\
+ground_metric : GroundMetric | array, shape (n_sources, n_sources) | None
+    The ground metric (mm) between the sources of the reference source space,
+    e.g. from :func:`mne_wasserstein.compute_ground_metric` (whose subject and
+    vertices are then the reference). An array (``np.inf`` between
+    hemispheres) has the rows of the reference's data (left then right
+    hemisphere). ``None``: computed from ``src``.
+src : SourceSpaces | None
+    The reference source space (e.g. ``cohort.src_ref``). Needed when
+    ``ground_metric`` is ``None``; otherwise optional (the reference is then
+    ``ground_metric``'s, or the first estimate's).
+subjects_dir : path-like | None
+    The FreeSurfer subjects folder, needed to morph estimates that are not on
+    the reference source space (by :func:`mne.compute_source_morph` with
+    ``smooth="nearest"``, through the ``sphere.reg`` registrations) and to
+    compute the ground metric."""
+
 
 def fill_doc(func):
     """Fill ``%(name)s`` placeholders of a docstring from :data:`docdict`.
 
-    Multi-line entries are indented like the docstring they go into.
+    Multi-line entries are indented like the docstring they go into; other
+    placeholders (e.g. ``%(verbose)s``, which :func:`mne.utils.verbose` fills)
+    are left as they are, so that ``@verbose`` can be applied on top.
 
     Parameters
     ----------
@@ -72,5 +97,12 @@ def fill_doc(func):
         lines = doc.expandtabs().splitlines()[1:]
         indents = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
         pad = "\n" + " " * (min(indents) if indents else 0)
-        func.__doc__ = doc % {key: v.replace("\n", pad) for key, v in docdict.items()}
+        func.__doc__ = doc % _KeepMissing(
+            {key: v.replace("\n", pad) for key, v in docdict.items()}
+        )
     return func
+
+
+class _KeepMissing(dict):
+    def __missing__(self, key):
+        return f"%({key})s"
