@@ -70,9 +70,9 @@ src : SourceSpaces | None
     ``ground_metric``'s, or the first estimate's).
 subjects_dir : path-like | None
     The FreeSurfer subjects folder, needed to morph estimates that are not on
-    the reference source space (by :func:`mne.compute_source_morph` with
-    ``smooth="nearest"``, through the ``sphere.reg`` registrations) and to
-    compute the ground metric."""
+    the reference source space (by :func:`mne.compute_source_morph` with its
+    automatic smoothing, through the ``sphere.reg`` registrations; morph them
+    yourself for other options) and to compute the ground metric."""
 
 
 def fill_doc(func):
