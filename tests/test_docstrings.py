@@ -12,6 +12,8 @@ PUBLIC_MODULES = (
     "mne_wasserstein",
     "mne_wasserstein.averaging",
     "mne_wasserstein.datasets",
+    "mne_wasserstein.hrf",
+    "mne_wasserstein.metrics",
     "mne_wasserstein.ot",
     "mne_wasserstein.simulation",
     "mne_wasserstein.solvers",

@@ -1,5 +1,6 @@
 """Tests of the entropic unbalanced OT engine (mne_wasserstein.ot)."""
 
+import logging
 import subprocess
 import sys
 import warnings
@@ -11,6 +12,7 @@ from scipy.special import logsumexp
 from mne_wasserstein.ot import (
     BarycenterResult,
     BlockDiagonalKernel,
+    KernelOperator,
     SinkhornState,
     make_kernel,
     signed_wasserstein,
@@ -302,6 +304,158 @@ def test_float32():
     assert r32.state.converged and not r32.state.log_domain
     # 1e-5: float32 rounding (6e-8) amplified by sums over p and the fixed point
     assert _rel(r32.barycenter, r64.barycenter) < 1e-5
+
+
+def test_float32_products_float64_scalings(caplog):
+    rng, M = _points(150, 10)
+    eps, gamma = 0.05 * np.median(M), np.median(M)
+    A = rng.random((150, 6))
+    r64 = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-12)
+    # float32 products, float64 log-scalings: tol=1e-6 is reached in float32
+    with caplog.at_level(logging.INFO, logger="mne"):
+        r32 = unbalanced_barycenter(
+            A.astype(np.float32), M, epsilon=eps, gamma=gamma, tol=1e-6
+        )
+    assert r32.state.converged and "stalls" not in caplog.text
+    # 1e-6: float32 rounding of the products (6e-8 relative) moves the fixed
+    # point by a few 1e-7
+    assert _rel(r32.barycenter, r64.barycenter) < 1e-6
+    # below the float32 rounding floor (~1e-7), the products switch to float64
+    with caplog.at_level(logging.INFO, logger="mne"):
+        r32 = unbalanced_barycenter(
+            A.astype(np.float32), M, epsilon=eps, gamma=gamma, tol=1e-11
+        )
+    assert r32.state.converged and "rounding stalls" in caplog.text
+    # 1e-8: float64 iterations stopped at 1e-11, float32 output (6e-8 / 10)
+    assert _rel(r32.barycenter, r64.barycenter) < 1e-8 + 1e-7
+
+
+class _Unrestricted(KernelOperator):
+    """A kernel operator that only implements the abstract interface."""
+
+    def __init__(self, kernel):
+        self._kernel = kernel
+        self.n_points, self.epsilon = kernel.n_points, kernel.epsilon
+        self.dtype, self.xp, self.blocks = kernel.dtype, kernel.xp, kernel.blocks
+
+    def matvec(self, V):
+        return self._kernel.matvec(V)
+
+    def rmatvec(self, U):
+        return self._kernel.rmatvec(U)
+
+    def log_matvec(self, log_V):
+        return self._kernel.log_matvec(log_V)
+
+    def log_rmatvec(self, log_U):
+        return self._kernel.log_rmatvec(log_U)
+
+    def total(self):
+        return self._kernel.total()
+
+    def astype(self, dtype):
+        return _Unrestricted(self._kernel.astype(dtype))
+
+
+def test_support_restriction_is_exact():
+    rng, M, M1, M2 = _two_hemis(11)
+    p = M.shape[0]
+    M[:30, :30] += 0.3 * rng.random((30, 30))  # a non-symmetric block
+    eps, gamma = 0.05, 0.5
+    # sparse inputs: rows 10-29 and 40-54 have no mass in any column
+    A = rng.random((p, 4)) * (rng.random((p, 4)) < 0.5)
+    A[10:30] = A[40:] = 0
+    kern = make_kernel(M, eps)
+    res = unbalanced_barycenter(A, kern, epsilon=eps, gamma=gamma, tol=1e-12)
+    assert kern._restricted is not None  # the products skipped those rows
+    plain = _Unrestricted(make_kernel(M, eps))
+    ref = unbalanced_barycenter(A, plain, epsilon=eps, gamma=gamma, tol=1e-12)
+    # 1e-12: the skipped entries only meet exact zeros; summation order only
+    assert _rel(res.barycenter, ref.barycenter) < 1e-12
+    assert _rel(res.marginals, ref.marginals) < 1e-12
+    assert abs(res.value - ref.value) < 1e-12 * abs(ref.value)
+    assert res.state.n_iter == ref.state.n_iter
+    # the distance: rows without source mass, columns without target mass
+    a, b = A[:, 0], A[:, 1]
+    sk = unbalanced_sinkhorn(a, b, kern, epsilon=eps, gamma=gamma, tol=1e-12)
+    sk_ref = unbalanced_sinkhorn(a, b, plain, epsilon=eps, gamma=gamma, tol=1e-12)
+    assert _rel(sk.right_marginal, sk_ref.right_marginal) < 1e-12
+    # the restricted operator itself: K @ V on the rows, K.T @ U on the columns
+    rows, cols = rng.random(p) < 0.4, rng.random(p) < 0.6
+    sub = kern._restrict(rows, cols)
+    K = np.exp(-M / eps)
+    V = rng.random((p, 3)) * cols[:, None]
+    U = rng.random((p, 3)) * rows[:, None]
+    # 1e-14: dense float64 products of the same entries
+    assert _rel(sub.matvec(V)[rows], (K @ V)[rows]) < 1e-14
+    assert _rel(sub.rmatvec(U)[cols], (K.T @ U)[cols]) < 1e-14
+    assert kern._restrict(rows, cols) is sub  # cached
+    assert kern._restrict(np.ones(p, bool), np.ones(p, bool)) is kern
+
+
+def test_kernel_domain_range():
+    # columns of very different scales stay in the kernel domain (one shift
+    # per column), float32 included, and match the log domain
+    rng, M = _points(60, 12)
+    eps, gamma = 0.05 * np.median(M), np.median(M)
+    A = rng.random((60, 3)) * np.array([1e-30, 1.0, 1e25])
+    ref = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, log_domain=True)
+    for dtype, rtol in [(np.float64, 1e-9), (np.float32, 1e-5)]:
+        # rtol: solver tolerance 1e-6 on both sides (and float32 rounding)
+        res = unbalanced_barycenter(A.astype(dtype), M, epsilon=eps, gamma=gamma)
+        assert not res.state.log_domain
+        for s in range(3):
+            m, m_ref = res.marginals[:, s], ref.marginals[:, s]
+            assert _rel(m, m_ref) < rtol
+    # kernel entries below float32's smallest normal number (max(M) / eps =
+    # 100 > 87) where the plan transports mass: never silently dropped
+    x = np.linspace(0, 1, 40)
+    M = np.abs(x[:, None] - x[None])
+    A = np.zeros((40, 2))
+    A[:3, 0] = A[-3:, 1] = 1.0
+    kw = dict(epsilon=0.01, gamma=10.0, tol=1e-8)
+    ref = unbalanced_barycenter(A, M, log_domain=True, **kw)
+    res = unbalanced_barycenter(A.astype(np.float32), M, **kw)
+    # 1e-5: float32 outputs of float64 log-domain iterations, tol 1e-8
+    assert _rel(res.barycenter, ref.barycenter) < 1e-5
+
+
+def test_kernel_domain_products_are_exact_or_flagged():
+    # the far entry (95 eps away) is a float32 subnormal: where it carries
+    # half of a product, the product must be flagged (log domain) or exact
+    from mne_wasserstein.ot.sinkhorn import _LogProducts
+
+    x = np.array([0.0, 0.001, 0.95])
+    M = np.abs(x[:, None] - x[None])
+    eps = 0.01
+    rng = np.random.default_rng(14)
+    cases = [np.array([[-np.inf], [0.0], [95.0]])]
+    cases += [rng.uniform(-120, 120, (3, 1)) for _ in range(200)]
+    need = np.ones((3, 1), bool)
+    n_ok = 0
+    for dtype in (np.float32, np.float64):
+        prods = _LogProducts(make_kernel(M, eps, dtype=dtype), exact=False)
+        for lx in cases:
+            out, ok = prods(lx, False, need)
+            exact = logsumexp(-M / eps + lx[:, 0][None], axis=1)
+            n_ok += ok
+            # 1e-6: float32 rounding of 3-term products (6e-8 each)
+            assert not ok or np.abs(out[:, 0] - exact).max() < 1e-6
+    assert 0 < n_ok < 2 * len(cases)  # both outcomes occur
+
+
+def test_warm_start_new_support():
+    # mass appears where the previous solution had none ("no mass" markers)
+    rng, M = _points(50, 13)
+    eps, gamma = 0.05 * np.median(M), np.median(M)
+    A1 = rng.random((50, 3)) * (rng.random((50, 3)) < 0.5)
+    A2 = rng.random((50, 3))
+    first = unbalanced_barycenter(A1, M, epsilon=eps, gamma=gamma, tol=1e-9)
+    cold = unbalanced_barycenter(A2, M, epsilon=eps, gamma=gamma, tol=1e-9)
+    warm = unbalanced_barycenter(A2, M, epsilon=eps, gamma=gamma, tol=1e-9, init=first)
+    assert not warm.state.log_domain
+    # 1e-7: two solves stopped at tol 1e-9
+    assert _rel(warm.barycenter, cold.barycenter) < 1e-7
 
 
 def test_bad_input():

@@ -17,6 +17,48 @@ def test_snr(sim):
     assert sim.snr == pytest.approx(4.0, rel=0.05)
 
 
+@pytest.mark.parametrize("snr_ch_type", [None, "grad"])
+def test_snr_per_channel(cohort_meg, snr_ch_type):
+    """The SNR is a per-channel ratio: rms of the whitened signal / noise std.
+
+    Recomputed from the evokeds: the noiseless data are the gain times the
+    sources (times the waveform), the rest is noise.
+    """
+    snr = 4.0
+    sim = simulate_group_evokeds(
+        cohort_meg, snr=snr, snr_ch_type=snr_ch_type, random_state=7
+    )
+    ratios = []
+    for s, evoked in enumerate(sim.evokeds):
+        info = evoked.info
+        picks = (
+            mne.pick_types(info, meg=snr_ch_type)
+            if snr_ch_type
+            else np.arange(len(info["ch_names"]))
+        )
+        W, _ = mne.cov.compute_whitener(
+            sim.noise_cov[s], info, picks=picks, pca=True, verbose=False
+        )
+        order = _aligned_order(
+            cohort_meg.src_ref,
+            sim.forward[s]["src"],
+            cohort_meg.subject_ref,
+            cohort_meg.subjects[s],
+            cohort_meg.subjects_dir,
+        )
+        signal = _fixed_gain(sim.forward[s], order) @ sim.coef[s]
+        j = np.flatnonzero(sim.coef[s])[0]
+        waveform = sim.stcs_template[s].data[j] / sim.coef[s, j]
+        noise = W @ (evoked.data - np.outer(signal, waveform))[picks]
+        # whitened noise: standard deviation sigma on every whitened channel
+        assert noise.std() == pytest.approx(sim.sigma, rel=0.05)
+        ratios.append(np.sqrt(np.mean((W @ signal[picks]) ** 2)) / noise.std())
+    # the noise std over (about 200 or 300 channels x 201 samples) has a
+    # relative standard error below 0.5 %: 5 % cannot fail by chance
+    assert np.mean(ratios) == pytest.approx(snr, rel=0.05)
+    assert sim.snr == pytest.approx(snr, rel=0.05)
+
+
 @pytest.mark.parametrize("overlap", [0.0, 0.5, 1.0])
 def test_shared_locations(cohort_meg, overlap):
     sim = simulate_group_evokeds(cohort_meg, overlap=overlap, random_state=0)
@@ -95,6 +137,7 @@ def test_eeg_simulation(cohort_eeg):
         (dict(n_sources=0), "n_sources must be >= 1"),
         (dict(snr=0), "snr must be > 0"),
         (dict(hemi="left"), "hemi must be"),
+        (dict(snr_ch_type="grad"), "snr_ch_type must be None or one of"),
         (dict(peak_time=1.0), "peak_time"),
         (dict(n_sources=50, region_radius=40.0), "Cannot place 50 disjoint"),
     ],

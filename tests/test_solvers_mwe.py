@@ -1,8 +1,18 @@
+import warnings
+
 import numpy as np
 import pytest
-from _synthetic import smooth_design
+from _synthetic import smooth_design, sparse_multitask
 
-from mne_wasserstein.solvers import lasso_solver
+from mne_wasserstein.solvers import (
+    MTW,
+    MWE,
+    ConvergenceWarning,
+    GroupLasso,
+    IndependentLasso,
+    fit_path,
+    lasso_solver,
+)
 from mne_wasserstein.solvers._cd import _cd_epoch
 from mne_wasserstein.solvers.mwe import mwe_solver
 
@@ -97,3 +107,196 @@ def test_bad_input():
         mwe_solver(X, Y, M, lam=0.1, mu=1.0, epsilon=1.0, gamma=1.0, tau=0.0)
     with pytest.raises(ValueError, match="mu must be >= 0"):
         mwe_solver(X, Y, M, lam=0.1, mu=-1.0, epsilon=1.0, gamma=1.0, tau=1e-3)
+
+
+# --- estimators --------------------------------------------------------------
+
+ALPHAS, BETAS = (0.3, 0.2, 0.1), (0.1, 1.0)
+
+
+def _pr_auc(coef, est):
+    from sklearn.metrics import average_precision_score
+
+    return np.mean(
+        [
+            average_precision_score(c != 0, np.abs(e))
+            for c, e in zip(coef, est, strict=True)
+        ]
+    )
+
+
+def _best_auc(make, coef, X, Y, grid):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return max(_pr_auc(coef, make(*params).fit(X, Y).coef_) for params in grid)
+
+
+@pytest.mark.parametrize("jitter", [0, 4])
+def test_recovery_on_a_grid(jitter):
+    """MWE_0.5 against independent and Group Lasso, best point of a grid.
+
+    Shared supports and few noisy measurements (n = 20, p = 80): MWE_0.5
+    clearly beats the Lasso; with every other subject's sources jittered
+    by 2-4 positions it beats the Group Lasso and is not worse than the
+    Lasso. Means over two seeds; epsilon = 0.5 grid step (sharp transport).
+    """
+    scores = {"lasso": [], "group": [], "mwe": []}
+    for seed in (0, 2):
+        X, Y, coef, M = sparse_multitask(seed, jitter=jitter)
+        grid = [(a,) for a in ALPHAS]
+        scores["lasso"].append(
+            _best_auc(lambda a: IndependentLasso(a, q=0.5), coef, X, Y, grid)
+        )
+        scores["group"].append(_best_auc(GroupLasso, coef, X, Y, grid))
+        scores["mwe"].append(
+            _best_auc(
+                lambda a, b, M=M: MWE(M, alpha=a, beta=b, epsilon=0.5, tol=1e-4),
+                coef,
+                X,
+                Y,
+                [(a, b) for a in ALPHAS for b in BETAS],
+            )
+        )
+    mean = {k: np.mean(v) for k, v in scores.items()}
+    if jitter == 0:
+        assert mean["mwe"] >= mean["lasso"] + 0.15, scores
+    else:
+        assert mean["mwe"] > mean["group"], scores
+        assert mean["mwe"] >= mean["lasso"] - 0.02, scores
+
+
+def test_estimator_scale_invariance_and_exact_zeros():
+    X, Y, coef, M = sparse_multitask(1)
+    est = MWE(M, alpha=0.2, beta=0.1, epsilon=0.5, tol=1e-8).fit(X, Y)
+    scaled = MWE(M, alpha=0.2, beta=0.1, epsilon=0.5, tol=1e-8).fit(7.0 * X, 0.01 * Y)
+    # internal units make the two problems identical up to rounding
+    np.testing.assert_allclose(
+        scaled.coef_, est.coef_ * 0.01 / 7.0, atol=1e-9 * np.abs(est.coef_).max()
+    )
+    np.testing.assert_allclose(scaled.sigma_, 0.01 * est.sigma_, rtol=1e-6)
+    # exact zeros: a sparse support, without any threshold
+    n_active = np.count_nonzero(est.coef_, axis=1)
+    assert np.all(n_active >= 1) and np.all(n_active <= 20), n_active
+    assert est.barycenter_.shape == (M.shape[0],)
+    # defaults: epsilon = source spacing (1 on this grid), gamma = median
+    default = MWE(M, q=1, tol=1e-4).fit(X, Y)
+    assert default.epsilon_ == 1.0 and default.gamma_ == np.median(M[M > 0])
+
+
+def test_mtw_and_the_final_barycenter():
+    X, Y, coef, M = sparse_multitask(3, n_subjects=3)
+    est = MTW(M, alpha=0.2, beta=0.5, q=1, epsilon=1.0, tol=1e-9).fit(X, Y)
+    assert "concomitant" not in est.get_params()
+    np.testing.assert_array_equal(est.sigma_, 1.0)
+    with pytest.raises(TypeError):
+        MTW(M, concomitant=True)
+    # the returned barycenter is the optimal one for the returned sources:
+    # a tightly converged barycenter of x_s+/- + tau (internal units) agrees
+    res = mwe_solver(
+        list(X),
+        list(Y),
+        M,
+        0.1,
+        0.5,
+        epsilon=1.0,
+        gamma=20.0,
+        tau=1e-3,
+        concomitant=False,
+        tol=1e-12,
+    )
+    from mne_wasserstein.ot import unbalanced_barycenter
+
+    ref = unbalanced_barycenter(
+        res.coef_parts.transpose(2, 0, 1) + 1e-3,
+        M,
+        epsilon=1.0,
+        gamma=20.0,
+        tol=1e-12,
+    )
+    q = np.asarray(ref.barycenter)
+    # Sinkhorn tolerances 1e-6 (inside the solver) vs 1e-12 here
+    np.testing.assert_allclose(
+        res.barycenter, q[:, 0] - q[:, 1], atol=1e-5 * np.abs(q).max()
+    )
+
+
+def test_beta_zero_is_the_independent_concomitant_lasso():
+    X, Y, coef, M = sparse_multitask(4, n_subjects=2, n=40)
+    est = MWE(M, alpha=0.3, beta=0.0, q=1, epsilon=1.0, sigma0=1e-10, tol=1e-10)
+    est.fit(X, Y)
+    for s in range(2):
+        sigma = np.linalg.norm(Y[s] - X[s] @ est.coef_[s]) / np.sqrt(len(Y[s]))
+        # concomitant Lasso: a Lasso at lam sigma, with lam in internal
+        # units (X, Y divided by their scales) expressed back in data units
+        x_scale = np.sqrt(np.mean(X**2))
+        y_scale = (np.linalg.norm(Y, axis=1) / np.sqrt(Y.shape[1])).max()
+        lam = 0.3 * est.alpha_max_ * sigma / y_scale
+        ref = lasso_solver(X[s] / x_scale, Y[s] / y_scale, lam, tol=1e-14).coef
+        ref *= y_scale / x_scale
+        # the outer loop stops at 1e-10 relative decrease of the objective
+        np.testing.assert_allclose(est.coef_[s], ref, atol=1e-4 * np.abs(ref).max())
+
+
+def test_time_axis_warm_start_and_sklearn_compat():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    X, Y, coef, M = sparse_multitask(5, n_subjects=3)
+    Yt = np.stack([Y, 0.9 * Y], axis=-1)
+    est = MWE(M, alpha=0.3, beta=0.1, epsilon=0.5)
+    params = est.get_params()
+    est.fit(X, Yt)
+    assert est.coef_.shape == (3, 80, 2) and est.barycenter_.shape == (80, 2)
+    assert est.sigma_.shape == (3, 2) and len(est.objective_) == 2
+    # fit never modifies the parameters; clone gives an equal, unfitted copy
+    after = est.get_params()
+    assert after.keys() == params.keys()
+    assert all(after[k] is params[k] for k in params)
+    other = clone(est)
+    assert not hasattr(other, "coef_") and other.get_params()["alpha"] == 0.3
+    # a warm-started refit at the solution needs few outer iterations (q = 1:
+    # a convex problem, one solution)
+    cold = MWE(M, alpha=0.3, beta=0.1, epsilon=0.5, q=1, tol=1e-9).fit(X, Y)
+    warm = clone(cold).set_params(warm_start=True)
+    warm.coef_, warm._ot_state = cold.coef_, cold._ot_state
+    warm.fit(X, Y)
+    assert warm.n_iter_ < cold.n_iter_
+    np.testing.assert_allclose(
+        warm.coef_, cold.coef_, atol=1e-3 * np.abs(cold.coef_).max()
+    )
+    # GridSearchCV drives clone/set_params/fit (one split: all subjects)
+    search = GridSearchCV(
+        MWE(M, epsilon=0.5, q=1),
+        {"alpha": [0.5, 0.3]},
+        scoring=lambda e, X_, Y_: -np.count_nonzero(e.coef_),
+        cv=[(np.arange(3), np.arange(3))],
+    ).fit(X, Y)
+    assert search.best_params_ == {"alpha": 0.5}
+
+
+def test_estimator_bad_input():
+    X, Y, coef, M = sparse_multitask(0, n_subjects=2)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        MWE(M, alpha=1.5).fit(X, Y)
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        MWE(M, beta=-1.0).fit(X, Y)
+    with pytest.raises(ValueError, match="q must be"):
+        MWE(M, q=2).fit(X, Y)
+    with pytest.raises(ValueError, match="finite"):
+        MWE(M).fit(np.where(X == X.max(), np.nan, X), Y)
+    with pytest.raises(ValueError, match="rows"):
+        MWE(M).fit(X, Y[:, :-1])
+    with pytest.raises(ValueError, match="ground metric has 10 points"):
+        MWE(M[:10, :10]).fit(X, Y)
+    with pytest.warns(UserWarning, match="all zero"):
+        est = MWE(M).fit(X, np.zeros_like(Y))
+    np.testing.assert_array_equal(est.coef_, 0.0)
+
+
+def test_fit_path_with_warm_starts():
+    X, Y, coef, M = sparse_multitask(6, n_subjects=2)
+    path = fit_path(MWE(M, q=1, epsilon=0.5), X, Y, [0.3, 0.6])
+    assert path.coefs.shape == (2, 2, 80)
+    # fitted from the sparsest (largest alpha) to the densest
+    n_active = [np.count_nonzero(c) for c in path.coefs]
+    assert n_active[1] <= n_active[0]

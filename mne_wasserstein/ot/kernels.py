@@ -74,6 +74,28 @@ class KernelOperator(ABC):
     def astype(self, dtype):
         """Return the same operator with kernel-domain products in ``dtype``."""
 
+    def _restrict(self, rows, cols):
+        """Return the operator for products that only involve ``rows``, ``cols``.
+
+        ``rows`` and ``cols`` are boolean numpy arrays of length p. The
+        returned operator's ``matvec(V)`` equals ``K @ V`` on ``rows`` for
+        any ``V`` that is zero outside ``cols``, and its ``rmatvec(U)`` equals
+        ``K.T @ U`` on ``cols`` for any ``U`` that is zero outside ``rows``
+        (other rows of the results are unspecified). The kernel entries
+        outside ``rows x cols`` only ever meet zeros there, so skipping them
+        is exact. The default does not skip anything.
+        """
+        return self
+
+    def _smallest_entry(self):
+        """Return a lower bound of the positive entries of ``K`` (float64).
+
+        The kernel-domain products lose the entries below the smallest
+        normal number of their dtype; the solvers bound what that can change
+        with this value. ``0.0`` (the default) means unknown.
+        """
+        return 0.0
+
 
 def _find_blocks(finite):
     """Find the groups of points connected by finite ground-metric entries.
@@ -139,6 +161,17 @@ class BlockDiagonalKernel(KernelOperator):
     Entries of ``K`` that underflow (``M / epsilon`` above about 745 in
     float64, 87 in float32) are zeros in the kernel domain; the log-domain
     products use ``M`` itself and lose nothing.
+
+    The solvers skip the entries between points where no column has mass
+    (rows) or no column can receive mass (columns): those entries only meet
+    zero scalings, so this is exact (see ``_restrict``). Entries are not
+    skipped by value: the scalings compensate the kernel (``P = u K v``), so
+    a tiny ``K_ij`` can carry transported mass. Measured on the benchmark
+    (fsaverage5 ico4 hemisphere, geodesic metric, ``epsilon`` 0.05 and
+    ``gamma`` 1 times the median distance): dropping the entries below
+    ``exp(-34)`` (3.3 percent of them) moves the barycenter by 3e-7
+    relative, below ``exp(-30)`` (10.7 percent) by 6e-4; a threshold safe
+    at ``tol = 1e-6`` skips too few entries to save time.
     """
 
     def __init__(self, blocks, ground_metrics, epsilon, dtype, xp):
@@ -152,9 +185,14 @@ class BlockDiagonalKernel(KernelOperator):
         self._K = [
             asarray(np.exp(-m / self.epsilon), xp, dtype=self.dtype) for m in self._M
         ]
+        finite = [m[np.isfinite(m)] for m in self._M]
+        self._max_exponent = max(
+            (float(f.max()) / self.epsilon for f in finite if f.size), default=0.0
+        )
         self._K64 = None  # float64 kernels and -M/eps for the log domain (lazy)
         self._logK = None
         self._total = None
+        self._restricted = None  # the last _restrict result, with its key
 
     def __repr__(self):
         sizes = [_block_size(b) for b in self.blocks]
@@ -233,17 +271,102 @@ class BlockDiagonalKernel(KernelOperator):
         new = object.__new__(BlockDiagonalKernel)
         new.__dict__.update(self.__dict__)
         new.dtype = dtype
+        new._restricted = None
         if dtype == np.float64:
             new._K = self._kernels64()
         else:
             new._K = [K.astype(dtype) for K in self._K]
         return new
 
+    def _smallest_entry(self):
+        return float(np.exp(-self._max_exponent))
+
+    def _restrict(self, rows, cols):
+        if rows.all() and cols.all():
+            return self
+        if self._restricted is not None:
+            key_rows, key_cols, op = self._restricted
+            if np.array_equal(key_rows, rows) and np.array_equal(key_cols, cols):
+                return op
+        op = _RestrictedKernel(self, rows, cols)
+        self._restricted = (rows.copy(), cols.copy(), op)
+        return op
+
     def total(self):
         """Return the sum of the entries of ``K``."""
         if self._total is None:
             self._total = float(sum(np.exp(-m / self.epsilon).sum() for m in self._M))
         return self._total
+
+
+class _RestrictedKernel(KernelOperator):
+    """Kernel-domain products of a :class:`BlockDiagonalKernel` on a support.
+
+    Holds, per block, the dense sub-kernel ``K[rows, cols]`` (and its
+    transpose, contiguous, for ``K.T @ U``): a copy made once, then every
+    product reads only those entries. See :meth:`KernelOperator._restrict`.
+    """
+
+    def __init__(self, parent, rows, cols):
+        xp = parent.xp
+        self.n_points, self.epsilon = parent.n_points, parent.epsilon
+        self.dtype, self.xp, self.blocks = parent.dtype, xp, parent.blocks
+        self._parent, self._rows, self._cols = parent, rows, cols
+        self._parts = []
+        points = np.arange(parent.n_points)
+        for idx, K, sym in zip(
+            parent.blocks, parent._K, parent._symmetric, strict=True
+        ):
+            glob = points[to_numpy(idx)] if not isinstance(idx, slice) else points[idx]
+            r = np.flatnonzero(rows[glob])
+            c = np.flatnonzero(cols[glob])
+            if r.size == 0 or c.size == 0:
+                continue
+            sub = xp.ascontiguousarray(K[asarray(r, xp)][:, asarray(c, xp)])
+            same = sym and r.size == c.size and bool((r == c).all())
+            sub_t = sub if same else xp.ascontiguousarray(sub.T)
+            self._parts.append((_index(glob, r, xp), _index(glob, c, xp), sub, sub_t))
+
+    def matvec(self, V):
+        """Return ``K @ V`` on the rows of the support (``V`` zero elsewhere)."""
+        out = self.xp.zeros(V.shape, dtype=self.dtype)
+        for ri, ci, sub, _ in self._parts:
+            out[ri] = sub @ V[ci]
+        return out
+
+    def rmatvec(self, U):
+        """Return ``K.T @ U`` on the columns of the support."""
+        out = self.xp.zeros(U.shape, dtype=self.dtype)
+        for ri, ci, _, sub_t in self._parts:
+            out[ci] = sub_t @ U[ri]
+        return out
+
+    def log_matvec(self, log_V):
+        """Return ``log(K @ exp(log_V))`` (the parent's, on every row)."""
+        return self._parent.log_matvec(log_V)
+
+    def log_rmatvec(self, log_U):
+        """Return ``log(K.T @ exp(log_U))`` (the parent's, on every row)."""
+        return self._parent.log_rmatvec(log_U)
+
+    def total(self):
+        """Return the sum of the entries of ``K`` (the whole kernel)."""
+        return self._parent.total()
+
+    def astype(self, dtype):
+        """Return the restriction of the parent converted to ``dtype``."""
+        return self._parent.astype(dtype)._restrict(self._rows, self._cols)
+
+    def _smallest_entry(self):
+        return self._parent._smallest_entry()
+
+
+def _index(glob, local, xp):
+    """Global indices ``glob[local]``, as a slice when contiguous."""
+    sel = glob[local]
+    if sel.size and sel[-1] - sel[0] + 1 == sel.size:
+        return slice(int(sel[0]), int(sel[-1]) + 1)
+    return asarray(sel, xp)
 
 
 def _exact_lse(L, rows, lv, xp):

@@ -10,18 +10,22 @@ with ``K = exp(-M / eps)``, by generalised Sinkhorn scaling iterations
 
     u <- (a / K v)^psi,    v <- (b / K^T u)^psi.
 
-The transport plan ``P = diag(u) K diag(v)`` is never formed. Iterations run
-on scalings ``u, v`` (kernel domain, one matrix product per half-step) and
-switch to the log domain (potentials, stabilised products in float64) as soon
-as a scaling or a kernel product leaves the range where it is accurate.
+The transport plan ``P = diag(u) K diag(v)`` is never formed. Iterations
+update the log-scalings ``log u, log v`` in float64. In the kernel domain
+(the default) each half-step is one matrix product ``K @ exp(log v - c)`` in
+the kernel's dtype (float32 or float64), with one shift ``c`` per column;
+only the kernel entries between points that carry mass are read, since the
+others only meet zero scalings. The iterations switch to the log domain
+(stabilised log-sum-exp products in float64) as soon as a kernel-domain
+product may have lost terms to underflow.
 """
 
-import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._logging import logger
 from .._warnings import ConvergenceWarning
 from ._backend import get_namespace, to_numpy
 from .kernels import KernelOperator, _check_positive, make_kernel
@@ -35,7 +39,6 @@ __all__ = [
     "unbalanced_barycenter",
 ]
 
-logger = logging.getLogger("mne_wasserstein")
 
 
 @dataclass
@@ -146,14 +149,18 @@ def _check_masses(x, name, xp, dtype, ndim=(1, 2)):
 _BALANCED_RELAXATION = 1.0
 _BALANCED_RTOL = 1e-6
 
-# float32 kernel-domain iterations hand over to float64 below this criterion
-_F32_SWITCH = 1e-4
+# float32 products hand over to float64 when the criterion has not halved
+# for this many iterations (rounding floor, about 2e-7 on the benchmarks)
+_STALL = 6
+# exp(x) is slow for x below about -708 (and for -inf): clamp there
+_LOG_TINY = -700.0
 
 
 def _tau(dtype):
-    # kernel-domain values below tau (or above 1 / tau) trigger the switch to
-    # the log domain: a sum of at most p terms each below the smallest normal
-    # number then changes by less than p * tiny^(1/3) relative (1e-10 float32)
+    # kernel-domain products below tau where they are needed trigger the
+    # switch to the log domain: above tau, a sum of at most p lost terms each
+    # below the smallest normal number (tiny) changes a product by less than
+    # p * tiny^(1/3) relative (1e-9 in float32 for p = 5000)
     return float(np.finfo(dtype).tiny) ** (2.0 / 3.0)
 
 
@@ -172,33 +179,45 @@ def _init_potentials(init, shape, xp, eps):
         init = init.state
     if not isinstance(init, SinkhornState):
         raise TypeError(f"init must be a SinkhornState or a result, got {type(init)}")
-    f = xp.asarray(init.f, dtype=np.float64).reshape(shape[0], -1)
-    g = xp.asarray(init.g, dtype=np.float64).reshape(shape[0], -1)
-    if f.shape != shape or g.shape != shape:
-        raise ValueError(
-            f"init has potentials of shape {tuple(init.f.shape)}, incompatible "
-            f"with this problem (shape {shape})"
-        )
-    with np.errstate(over="ignore"):  # floors of empty entries: -inf
-        return f / eps, g / eps
+    out = []
+    for pot in (init.f, init.g):
+        x = xp.asarray(pot, dtype=np.float64).reshape(shape[0], -1)
+        if x.shape != shape:
+            raise ValueError(
+                f"init has potentials of shape {tuple(init.f.shape)}, incompatible "
+                f"with this problem (shape {shape})"
+            )
+        # the "no mass" marker (see _potentials_out): start from 0 there
+        marker = float(np.finfo(pot.dtype).min)
+        out.append(xp.where(x > marker, x, 0.0) / eps)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------
 # the engine
 
 
-def _lse(x, axis, xp):
-    mx = x.max(axis=axis, keepdims=True)
-    mx = xp.where(xp.isfinite(mx), mx, 0.0)
-    return xp.squeeze(mx, axis=axis) + xp.log(xp.exp(x - mx).sum(axis=axis))
+def _amax(x, axis, xp):
+    """Return ``x.max(axis, keepdims=True)``, through argmax.
+
+    numpy reduces slowly across the rows of a C-ordered array; argmax does not.
+    """
+    return xp.take_along_axis(x, xp.expand_dims(x.argmax(axis=axis), axis), axis)
 
 
 def _relative_change(new, old, xp):
     """max_i |new - old| / max_i new, per column, then max over columns."""
-    diff = xp.abs(new - old).max(axis=0)
-    scale = xp.abs(new).max(axis=0)
+    diff = _amax(xp.abs(new - old), 0, xp)
+    scale = _amax(xp.abs(new), 0, xp)
     ok = scale > 0
     return float(xp.where(ok, diff / xp.where(ok, scale, 1.0), 0.0).max())
+
+
+def _log_relative_change(lnew, lold, xp):
+    """:func:`_relative_change` of ``exp(lnew)`` and ``exp(lold)``, stably."""
+    shift = _amax(lnew, 0, xp)
+    shift = xp.where(xp.isfinite(shift), shift, 0.0)
+    return _relative_change(xp.exp(lnew - shift), xp.exp(lold - shift), xp)
 
 
 class _Problem:
@@ -223,27 +242,22 @@ class _Problem:
             mass_b = mass_b.reshape(A.shape)
             self.mask_v = mass_a & mass_b
         self.mask_u = (A > 0) & mass_b
-
-    def barycenter(self, lKtu):
-        """Log of the power mean of ``K^T u`` over subjects, (p, n_problems).
-
-        Kernel domain: ``lKtu`` is finite where ``mask_v`` (checked by the
-        caller) and ``-inf`` (or ignored) elsewhere.
-        """
-        xp, psi = self.xp, self.psi
-        p = lKtu.shape[0]
-        t = xp.where(self.mask_v, xp.exp((1.0 - psi) * lKtu), 0.0)
-        t = t.reshape(p, -1, self.n_problems)
-        mean = xp.tensordot(t, self.weights.astype(lKtu.dtype), axes=([1], [0]))
-        return xp.log(mean) / (1.0 - psi)
+        # points where some column has a scaling: kernel entries between
+        # other points only meet zeros (see KernelOperator._restrict)
+        self.support = (
+            to_numpy(self.mask_u.any(axis=1)),
+            to_numpy(self.mask_v.any(axis=1)),
+        )
 
     def log_barycenter(self, lKtu):
+        """Log of the power mean of ``K^T u`` over subjects, (p, n_problems)."""
         xp, psi = self.xp, self.psi
         p = lKtu.shape[0]
-        with np.errstate(divide="ignore"):
-            lw = xp.log(self.weights)[None, :, None]
-        t = lw + (1.0 - psi) * lKtu.reshape(p, -1, self.n_problems)
-        return _lse(t, 1, xp) / (1.0 - psi)
+        t = (1.0 - psi) * lKtu.reshape(p, -1, self.n_problems)
+        shift = _amax(t, 1, xp)
+        shift = xp.where(xp.isfinite(shift), shift, 0.0)
+        mean = xp.tensordot(xp.exp(t - shift), self.weights, axes=([1], [0]))
+        return (shift[:, 0] + xp.log(mean)) / (1.0 - psi)
 
     def expand(self, q):
         p = q.shape[0]
@@ -258,143 +272,180 @@ def _marginal_change(m, delta, xp):
     ``delta`` is the change of ``log u`` by one more update: to first order
     this is the relative change of the left marginal ``m = u * K v``.
     """
-    num = (m * xp.abs(delta)).max(axis=0)
-    scale = m.max(axis=0)
+    num = _amax(m * xp.abs(delta), 0, xp)
+    scale = _amax(m, 0, xp)
     ok = scale > 0
     return float(xp.where(ok, num / xp.where(ok, scale, 1.0), 0.0).max())
 
 
-def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
-    """Generalised Sinkhorn on log-scalings; returns (lu, lv, state fields).
+class _LogProducts:
+    """``log(K @ exp(x))`` and ``log(K^T @ exp(x))`` for log-scalings ``x``.
 
-    Kernel domain: ``u = exp(lu)`` and ``v = exp(lv)`` enter the products
-    ``K v`` and ``K^T u`` in ``kernel.dtype``; the updates are done on the logs
-    (one log and one exp per entry and half-step, fused over-relaxation).
-    Log domain: the products are stabilised log-sum-exps in float64.
+    Kernel domain (``exact=False``): each column of ``exp(x - shift)`` is
+    formed in float64 with a per-column shift that puts its largest entry at
+    ``exp(headroom)``, cast to ``kernel.dtype`` (entries below the smallest
+    normal number ``tiny`` of the dtype are flushed to 0), multiplied by the
+    kernel in that dtype (restricted to the support, see
+    :meth:`KernelOperator._restrict`), and the log is taken in float64.
+    Rounding happens in the products only: the log-scalings and every update
+    stay in float64. Each term lost to underflow is below ``tiny`` (the
+    headroom is 0 when the kernel itself has entries below ``tiny``), so a
+    product row above ``tau = tiny^(2/3)`` is exact to ``p tiny^(1/3)``
+    relative; a needed row below ``tau`` is reported (``ok=False``) and the
+    caller switches to the log domain.
+
+    Log domain (``exact=True``): the operator's stabilised float64
+    log-sum-exps.
     """
-    kernel, xp, psi = prob.kernel, prob.xp, prob.psi
-    mask_u, mask_v, bary = prob.mask_u, prob.mask_v, prob.weights is not None
-    dtype = kernel.dtype
-    lu0, lv0 = init
-    omega = float(relaxation)
-    n_iter, err, converged = 0, np.inf, False
-    errors = []
 
-    use_log = log_domain is True
-    if lv0 is None:
-        lu0 = xp.where(mask_u, 0.0, -np.inf)
-        lv0 = xp.where(mask_v, 0.0, -np.inf)
+    def __init__(self, kernel, exact, support=None):
+        self.exact = exact
+        self.dtype = np.dtype(np.float64) if exact else kernel.dtype
+        if not exact and support is not None:
+            kernel = kernel._restrict(*support)
+        self.kernel = kernel
+        finfo = np.finfo(self.dtype)
+        self.tiny = tiny = float(finfo.tiny)
+        self.tau = _tau(self.dtype)
+        # scalings below exp(floor) are flushed to 0 (float64 exp is slow
+        # below -708: stop at -700, which loses terms < 5000 tiny instead)
+        self.floor = max(np.log(tiny), _LOG_TINY)
+        if kernel._smallest_entry() >= tiny:
+            # no kernel entry is lost: the largest scaling can be large, as
+            # long as a sum of p such terms cannot overflow
+            self.headroom = 0.5 * np.log(float(finfo.max) / max(kernel.n_points, 1))
+        else:
+            # entries of K below tiny are lost: with scalings <= 1 each lost
+            # term is below tiny too (see _tau)
+            self.headroom = 0.0
+
+    def __call__(self, lx, transpose, need):
+        """Return ``(log product, ok)``; ``need`` masks the rows that matter."""
+        kernel, xp = self.kernel, self.kernel.xp
+        if self.exact:
+            out = kernel.log_rmatvec(lx) if transpose else kernel.log_matvec(lx)
+            return out, True
+        shift = _amax(lx, 0, xp)
+        shift = xp.where(xp.isfinite(shift), shift - self.headroom, 0.0)
+        t = lx - shift
+        # exp of the clamped values: exp is slow on -inf and near tiny
+        x = xp.where(t > self.floor, xp.exp(xp.maximum(t, self.floor)), 0.0)
+        x = x.astype(self.dtype)
+        y = kernel.rmatvec(x) if transpose else kernel.matvec(x)
+        ok = not bool((need & ~(y >= self.tau)).any())
+        y = xp.maximum(y.astype(np.float64), self.tiny)
+        return xp.log(y) + shift, ok
+
+
+def _step(prob, prods, lu, lv, lq, logA, ltarget, omega):
+    """One (over-relaxed) generalised Sinkhorn iteration on log-scalings.
+
+    Returns ``(lu, lv, lq, err)``, or ``None`` if a kernel-domain product
+    under/overflowed (the iteration is then discarded).
+    """
+    xp, psi = prob.xp, prob.psi
+    mask_u, mask_v = prob.mask_u, prob.mask_v
+    lKv, ok_u = prods(lv, False, mask_u)
+    lu_new, delta = _relaxed(lu, psi * (logA - lKv), mask_u, lKv, omega, prods, xp)
+    m = xp.exp(xp.maximum(lu + lKv, _LOG_TINY))  # clamped: no slow exp(-inf)
+    err = _marginal_change(m, delta, xp)
+    lKtu, ok_v = prods(lu_new, True, mask_v)
+    if prob.weights is not None:
+        lq_new = prob.log_barycenter(xp.where(mask_v, lKtu, -np.inf))
+        if lq is not None:
+            err = max(err, _log_relative_change(lq_new, lq, xp))
+        p, n = lq_new.shape
+        target = (lq_new[:, None, :] - lKtu.reshape(p, -1, n)).reshape(lKtu.shape)
     else:
-        lu0 = xp.where(mask_u, lu0, -np.inf)
-        lv0 = xp.where(mask_v, lv0, -np.inf)
-        big = np.log(1.0 / _tau(dtype))
-        if log_domain == "auto" and bool((lv0 > big).any() | (lu0 > big).any()):
-            use_log = True
+        lq_new, target = None, ltarget - lKtu
+    lv_new, _ = _relaxed(lv, psi * target, mask_v, lKtu, omega, prods, xp)
+    if not (ok_u and ok_v) or bool(xp.isnan(lu_new).any() | xp.isnan(lv_new).any()):
+        return None
+    return lu_new, lv_new, lq_new, err
 
+
+def _relaxed(lx, lx_new, mask, lK, omega, prods, xp):
+    """Over-relaxed update ``lx + omega (lx_new - lx)`` on ``mask``.
+
+    Returns the update (``-inf`` outside ``mask``) and the change
+    ``lx_new - lx`` (0 where either is ``-inf``). In the kernel domain ``lK``
+    is finite and ``lx`` is ``-inf`` exactly outside ``mask``; in the log
+    domain ``lK = -inf`` where no kernel entry reaches a mass: the scaling
+    is irrelevant there, ``-inf`` keeps the products finite.
+    """
+    if prods.exact:
+        valid = mask & (lK > -np.inf)
+        live = valid & (lx > -np.inf)
+        rest = xp.where(valid, lx_new, -np.inf)
+    else:
+        live, rest = mask, -np.inf
+    delta = xp.where(live, lx_new - lx, 0.0)
+    return xp.where(live, lx + omega * delta, rest), delta
+
+
+def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
+    """Generalised Sinkhorn on log-scalings.
+
+    Returns ``(lu, lv, n_iter, converged, err, prods)``, ``prods`` the
+    :class:`_LogProducts` of the last iterations.
+    """
+    kernel, xp = prob.kernel, prob.xp
+    mask_u, mask_v, bary = prob.mask_u, prob.mask_v, prob.weights is not None
+    lu, lv = init
+    if lv is None:
+        lu = xp.where(mask_u, 0.0, -np.inf)
+        lv = xp.where(mask_v, 0.0, -np.inf)
+    else:
+        lu = xp.where(mask_u, lu, -np.inf)
+        lv = xp.where(mask_v, lv, -np.inf)
+    prods = _LogProducts(kernel, exact=log_domain is True, support=prob.support)
+    omega = float(relaxation)
+    n_iter, err, converged, lq = 0, np.inf, False, None
+    errors, best, since_best = [], np.inf, 0
     with np.errstate(all="ignore"):
-        if not use_log:
-            kern = kernel
-            tau = _tau(dtype)
-            big = np.log(1.0 / tau)
-            lu, lv = lu0.astype(dtype), lv0.astype(dtype)
-            u, v = xp.exp(lu), xp.exp(lv)
-            logA = xp.log(prob.A.astype(dtype))
-            ltarget = None if bary else xp.log(prob.target.astype(dtype))
-            q = None
-            while n_iter < max_iter:
-                if dtype == np.float32 and err < _F32_SWITCH and tol < _F32_SWITCH:
-                    # float32 rounding stalls the criterion around 1e-6..1e-5:
-                    # finish in float64 (a few iterations)
-                    dtype = np.dtype(np.float64)
-                    tau = _tau(dtype)
-                    big = np.log(1.0 / tau)
-                    kern = kernel.astype(dtype)
-                    lu, lv = lu.astype(dtype), lv.astype(dtype)
-                    u, v = xp.exp(lu), xp.exp(lv)
-                    logA = xp.log(prob.A.astype(dtype))
-                    ltarget = None if bary else xp.log(prob.target.astype(dtype))
-                    q = None if q is None else q.astype(dtype)
-                Kv = kern.matvec(v)
-                bad = bool((mask_u & ~(Kv >= tau)).any())
-                lu_new = xp.where(mask_u, psi * (logA - xp.log(Kv)), -np.inf)
-                delta = xp.where(mask_u, lu_new - lu, 0.0)
-                err = _marginal_change(u * Kv, delta, xp)
-                if omega != 1.0:
-                    lu_new = xp.where(mask_u, lu + omega * delta, -np.inf)
-                u_new = xp.exp(lu_new)
-                Ktu = kern.rmatvec(u_new)
-                bad |= bool((mask_v & ~(Ktu >= tau)).any())
-                lKtu = xp.log(Ktu)
-                if bary:
-                    lq_new = prob.barycenter(lKtu)
-                    bad |= not bool((lq_new <= big).all())
-                    q_new = xp.exp(lq_new)
-                    if q is not None:
-                        err = max(err, _relative_change(q_new, q, xp))
-                    ltgt = prob.expand(lq_new)
-                else:
-                    q_new, ltgt = None, ltarget
-                lv_new = xp.where(mask_v, psi * (ltgt - lKtu), -np.inf)
-                if omega != 1.0:
-                    lv_new = _relax_log(lv, lv_new, omega, xp)
-                bad |= bool((lu_new > big).any() | (lv_new > big).any())
-                bad |= bool(xp.isnan(lu_new).any() | xp.isnan(lv_new).any())
-                if bad:
-                    if log_domain is False:
-                        raise FloatingPointError(
-                            "The kernel-domain Sinkhorn iterations under/overflowed "
-                            f"at iteration {n_iter + 1} (epsilon too small for "
-                            f"{dtype}); use log_domain='auto' or True"
-                        )
-                    logger.info(
-                        "Sinkhorn: switching to the log domain at iteration %d",
-                        n_iter + 1,
+        logA = xp.log(prob.A.astype(np.float64))
+        ltarget = None if bary else xp.log(prob.target.astype(np.float64))
+        while n_iter < max_iter:
+            step = _step(prob, prods, lu, lv, lq, logA, ltarget, omega)
+            if step is None:
+                if prods.exact:  # pragma: no cover - masks keep NaN out
+                    raise FloatingPointError("NaN in the log-domain iterations")
+                if log_domain is False:
+                    raise FloatingPointError(
+                        "The kernel-domain Sinkhorn iterations under/overflowed "
+                        f"at iteration {n_iter + 1} (epsilon too small for "
+                        f"{prods.dtype}); use log_domain='auto' or True"
                     )
-                    use_log = True
-                    break
-                lu, lv, u, v, q = lu_new, lv_new, u_new, xp.exp(lv_new), q_new
-                n_iter += 1
-                omega = _adapt(omega, errors, err)
-                if err < tol:
-                    converged = True
-                    break
-            lu0, lv0 = lu.astype(np.float64), lv.astype(np.float64)
-            final_kernel = kern
-
-        if use_log:
-            final_kernel = None
-            lu, lv, lq = lu0, lv0, None
-            logA = xp.log(prob.A.astype(np.float64))
-            ltarget = None if bary else xp.log(prob.target.astype(np.float64))
-            while n_iter < max_iter and not converged:
-                lKv = kernel.log_matvec(lv)
-                lu_new = xp.where(mask_u & (lKv > -np.inf), psi * (logA - lKv), -np.inf)
-                ok = (lu_new > -np.inf) & (lu > -np.inf)
-                delta = xp.where(ok, lu_new - lu, 0.0)
-                err = _marginal_change(xp.where(ok, xp.exp(lu + lKv), 0.0), delta, xp)
-                if omega != 1.0:
-                    lu_new = _relax_log(lu, lu_new, omega, xp)
-                lKtu = kernel.log_rmatvec(lu_new)
-                if bary:
-                    lq_new = prob.log_barycenter(xp.where(mask_v, lKtu, -np.inf))
-                    if lq is not None:
-                        err = max(err, _relative_change(xp.exp(lq_new), xp.exp(lq), xp))
-                    ltgt = prob.expand(lq_new)
-                else:
-                    lq_new, ltgt = None, ltarget
-                # K^T u = 0 exactly (no kernel entry reaches an input's mass):
-                # v is irrelevant there, -inf keeps the products finite
-                lv_new = xp.where(
-                    mask_v & (lKtu > -np.inf), psi * (ltgt - lKtu), -np.inf
+                logger.info(
+                    "Sinkhorn: switching to the log domain at iteration %d",
+                    n_iter + 1,
                 )
-                if omega != 1.0:
-                    lv_new = _relax_log(lv, lv_new, omega, xp)
-                lu, lv, lq = lu_new, lv_new, lq_new
-                n_iter += 1
-                omega = _adapt(omega, errors, err)
-                if err < tol:
-                    converged = True
-            lu0, lv0 = lu, lv
+                prods = _LogProducts(kernel, exact=True)
+                continue
+            lu, lv, lq, err = step
+            n_iter += 1
+            omega = _adapt(omega, errors, err)
+            if err < tol:
+                converged = True
+                break
+            if err < 0.5 * best:
+                best, since_best = err, 0
+            else:
+                since_best += 1
+            if since_best >= _STALL and prods.dtype != np.float64:
+                logger.info(
+                    "Sinkhorn: %s rounding stalls the criterion at %.1e; "
+                    "float64 products from iteration %d",
+                    prods.dtype,
+                    err,
+                    n_iter + 1,
+                )
+                prods = _LogProducts(
+                    kernel.astype(np.float64), exact=False, support=prob.support
+                )
+                # the noise may have reduced the over-relaxation: start afresh
+                omega, since_best = float(relaxation), 0
+                errors.clear()
     if not converged:
         warnings.warn(
             f"Sinkhorn did not converge in {max_iter} iterations "
@@ -402,12 +453,7 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
             ConvergenceWarning,
             stacklevel=3,
         )
-    return lu0, lv0, n_iter, converged, err, final_kernel
-
-
-def _relax_log(lx, lx_new, omega, xp):
-    ok = (lx > -np.inf) & (lx_new > -np.inf)
-    return xp.where(ok, (1.0 - omega) * lx + omega * lx_new, lx_new)
+    return lu, lv, n_iter, converged, err, prods
 
 
 def _adapt(omega, errors, err):
@@ -423,23 +469,20 @@ def _adapt(omega, errors, err):
     return omega
 
 
-def _finish(prob, lu, lv, gamma, final_kernel):
+def _finish(prob, lu, lv, gamma, prods):
     """Marginals and objective from log-scalings (float64, finite).
 
-    ``final_kernel`` is the kernel of the last kernel-domain iterations (its
-    products are accurate there), ``None`` after log-domain iterations.
+    ``prods`` are the products of the last iterations (accurate there).
     """
     kernel, xp = prob.kernel, prob.xp
     eps = kernel.epsilon
     with np.errstate(all="ignore"):
-        if final_kernel is None:
-            lKv = kernel.log_matvec(lv)
-            lKtu = kernel.log_rmatvec(lu)
-        else:
-            dt = final_kernel.dtype
-            lKv = xp.log(final_kernel.matvec(xp.exp(lv).astype(dt)))
-            lKtu = xp.log(final_kernel.rmatvec(xp.exp(lu).astype(dt)))
-            lKv, lKtu = lKv.astype(np.float64), lKtu.astype(np.float64)
+        lKv, ok_u = prods(lv, False, prob.mask_u)
+        lKtu, ok_v = prods(lu, True, prob.mask_v)
+        if not (ok_u and ok_v):  # pragma: no cover - the last step passed
+            exact = _LogProducts(kernel, exact=True)
+            lKv, _ = exact(lv, False, prob.mask_u)
+            lKtu, _ = exact(lu, True, prob.mask_v)
         m = xp.where(prob.mask_u, xp.exp(lu + lKv), 0.0)
         n = xp.where(prob.mask_v, xp.exp(lv + lKtu), 0.0)
         f = xp.where(prob.mask_u, eps * lu, 0.0)
@@ -574,7 +617,8 @@ def unbalanced_sinkhorn(
         Over-relaxation factor in [1, 2) (``1``: plain Sinkhorn; ``None``:
         ``2 / (1 + sqrt(1 - psi^2))``, reduced when the error stalls).
     dtype : None | float64 | float32
-        Dtype of the kernel-domain iterations (``None``: that of ``a``).
+        Dtype of the kernel-domain products (``None``: that of ``a``); see
+        :func:`unbalanced_barycenter`.
     backend : None | "numpy" | "cupy"
         Array namespace (``None``: from the inputs).
 
@@ -623,7 +667,7 @@ def unbalanced_sinkhorn(
         _check_balanced(a2, b2, kernel.blocks, xp)
     prob = _Problem(kernel, a2, b2, psi, None, a2.shape[1])
     init = _init_potentials(init, a2.shape, xp, epsilon)
-    lu, lv, n_iter, converged, err, final_kernel = _run(
+    lu, lv, n_iter, converged, err, prods = _run(
         prob,
         tol=tol,
         max_iter=max_iter,
@@ -631,7 +675,7 @@ def unbalanced_sinkhorn(
         log_domain=log_domain,
         relaxation=relaxation,
     )
-    m, n, f, g, value, _ = _finish(prob, lu, lv, gamma, final_kernel)
+    m, n, f, g, value, _ = _finish(prob, lu, lv, gamma, prods)
     value = value + _marginal_penalty(gamma, n, b2.astype(np.float64), xp)
     out_dtype = kernel.dtype
     state = SinkhornState(
@@ -640,7 +684,7 @@ def unbalanced_sinkhorn(
         n_iter=n_iter,
         converged=converged,
         err=err,
-        log_domain=final_kernel is None,
+        log_domain=prods.exact,
     )
     m, n = m.astype(out_dtype), n.astype(out_dtype)
     if squeeze:
@@ -741,11 +785,14 @@ def unbalanced_barycenter(
         ``2 / (1 + sqrt(1 - psi^2))``, halved towards 1 when the error
         increases three iterations in a row.
     dtype : None | float64 | float32
-        Dtype of the kernel-domain iterations (``None``: that of ``A``).
-        float32 iterations hand over to float64 once the stopping criterion
-        is below 1e-4 (float32 rounding stalls it around 1e-6 to 1e-5), so
-        that ``tol`` means the same in both; the log domain always runs in
-        float64. Outputs have this dtype.
+        Dtype of the kernel-domain products (``None``: that of ``A``); the
+        log-scalings, the updates and the log domain are always float64.
+        float32 products (half the memory traffic of float64) round each
+        product to about 6e-8 relative: this moves the solution by a few
+        1e-7 relative and puts a floor of about 2e-7 under the stopping
+        criterion. When the criterion stops decreasing above ``tol`` (it has
+        not halved in 6 iterations), the products switch to float64, so that
+        ``tol`` means the same in both. Outputs have this dtype.
     backend : None | "numpy" | "cupy"
         Array namespace (``None``: from the inputs).
 
@@ -794,7 +841,7 @@ def unbalanced_barycenter(
     A2 = A.reshape(p, S * n_problems)
     prob = _Problem(kernel, A2, None, psi, xp.asarray(weights), n_problems)
     init = _init_potentials(init, A2.shape, xp, epsilon)
-    lu, lv, n_iter, converged, err, final_kernel = _run(
+    lu, lv, n_iter, converged, err, prods = _run(
         prob,
         tol=tol,
         max_iter=max_iter,
@@ -802,7 +849,7 @@ def unbalanced_barycenter(
         log_domain=log_domain,
         relaxation=relaxation,
     )
-    m, n, f, g, value, lKtu = _finish(prob, lu, lv, gamma, final_kernel)
+    m, n, f, g, value, lKtu = _finish(prob, lu, lv, gamma, prods)
     with np.errstate(all="ignore"):
         lq = prob.log_barycenter(xp.where(prob.mask_v, lKtu, -np.inf))
         q = xp.exp(lq)  # consistent with the returned potentials
@@ -818,7 +865,7 @@ def unbalanced_barycenter(
         n_iter=n_iter,
         converged=converged,
         err=err,
-        log_domain=final_kernel is None,
+        log_domain=prods.exact,
     )
     m = m.astype(out_dtype).reshape(in_shape)
     q = q.astype(out_dtype)

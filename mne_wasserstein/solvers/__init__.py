@@ -15,7 +15,14 @@ from .lasso import (
     lasso_solver,
     reweighted_lasso_solver,
 )
-from .mwe import MWEResult, mwe_solver
+from .mwe import (
+    MTW,
+    MWE,
+    MWEResult,
+    mwe_alpha_max,
+    mwe_solver,
+    reweighted_mwe_solver,
+)
 from .path import PathResult, fit_path
 
 __all__ = [
@@ -24,6 +31,8 @@ __all__ = [
     "GroupLasso",
     "IndependentLasso",
     "LassoResult",
+    "MTW",
+    "MWE",
     "MWEResult",
     "MultiTaskResult",
     "PathResult",
@@ -34,6 +43,8 @@ __all__ = [
     "group_lasso_solver",
     "lasso_alpha_max",
     "lasso_solver",
+    "mwe_alpha_max",
     "mwe_solver",
     "reweighted_lasso_solver",
+    "reweighted_mwe_solver",
 ]

@@ -59,6 +59,27 @@ class _BaseEstimator:
             setattr(self, name, value)
         return self
 
+    def __sklearn_tags__(self):
+        """Describe the estimator to scikit-learn (>= 1.6) meta-estimators.
+
+        Only called by scikit-learn (e.g. ``GridSearchCV``), so importing it
+        here keeps it an optional dependency.
+
+        Returns
+        -------
+        tags : sklearn.utils.Tags
+            A regressor that needs Y; X is not a 2D sample matrix (its first
+            axis is subjects), so scikit-learn's input validation is off.
+        """
+        from sklearn.utils import RegressorTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True, multi_output=True),
+            regressor_tags=RegressorTags(),
+            no_validation=True,
+        )
+
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
@@ -213,11 +234,12 @@ def _l05_weights(coef, scale):
     with amplitudes measured relative to ``scale`` (the largest amplitude of
     the first, l1, solution), so that the weights, hence ``alpha``, do not
     depend on the units of X and Y. ``eta`` keeps the weights of zero
-    coefficients finite (500: they stay zero in practice).
+    coefficients finite (500: they stay zero in practice). Where ``scale``
+    is zero (an all-zero solution) the weights are ones.
     """
-    if scale == 0:
-        return np.ones_like(coef)
-    return 0.5 / np.sqrt(np.abs(coef) / scale + REWEIGHT_ETA)
+    scale = np.asarray(scale, dtype=float)  # a scalar, or one per row of coef
+    safe = np.where(scale > 0, scale, 1.0)
+    return np.where(scale > 0, 0.5 / np.sqrt(np.abs(coef) / safe + REWEIGHT_ETA), 1.0)
 
 
 def _previous_coef(est, shape):

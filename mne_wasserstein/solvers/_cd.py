@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _prox_nonneg(A, b, lam, sigma, c, m, tau):
     """Minimise the one-coordinate objective above over t >= 0."""
     g = b - sigma * (c + lam)
@@ -36,7 +36,7 @@ def _prox_nonneg(A, b, lam, sigma, c, m, tau):
     return (root - lin) / (2.0 * A)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cd_epoch(X, R, coef, col_norms, ws, lam_w, sigma, c, marg, tau):
     """One sweep over the coordinates ``ws`` of both signs; updates R, coef.
 

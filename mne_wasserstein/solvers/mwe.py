@@ -5,16 +5,26 @@ ones (``alpha``, ``beta``) build on it.
 """
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._docs import fill_doc
-from ..ot import make_kernel, unbalanced_barycenter
-from ._base import _pad_designs
+from .._logging import _use_log_level, logger
+from ..ot import KernelOperator, make_kernel, unbalanced_barycenter
+from ._base import (
+    _BaseEstimator,
+    _check_alpha,
+    _check_xy,
+    _l05_weights,
+    _pad_designs,
+    _previous_coef,
+    _warn_convergence,
+)
 from ._cd import _cd_epoch
 
-__all__ = ["MWEResult", "mwe_solver"]
+__all__ = ["MTW", "MWE", "MWEResult", "mwe_solver", "reweighted_mwe_solver"]
 
 
 @dataclass
@@ -76,7 +86,8 @@ def mwe_solver(
     tol=1e-6,
     max_iter=200,
     cd_tol=1e-8,
-    cd_max_iter=1000,
+    cd_max_iter=100,
+    n_jobs=None,
 ):
     """Solve MWE_1 (or MTW_1) by exact block coordinate descent.
 
@@ -137,11 +148,16 @@ def mwe_solver(
     max_iter : int
         The maximum number of outer iterations.
     cd_tol : float
-        Coordinate descent on a subject stops when no coefficient moves by
-        more than ``cd_tol`` times the largest one.
+        Coordinate descent on a subject (sweeps over its support, then a
+        sweep over all sources to check, as often as needed) stops when a
+        sweep over all sources moves no coefficient by more than ``cd_tol``
+        times the largest one.
     cd_max_iter : int
         The maximum number of coordinate-descent sweeps per subject and
         outer iteration.
+    n_jobs : int | None
+        The number of threads of the coordinate descent over subjects
+        (``None``: 1).
 
     Returns
     -------
@@ -169,45 +185,46 @@ def mwe_solver(
     col_norms = np.einsum("sij,sij->sj", Xp, Xp) / n[:, np.newaxis]
     sigma = _update_sigma(R, n, sigma0) if concomitant else np.ones(S)
     c = mu * gamma / S
-    all_coords = np.arange(p, dtype=np.int64)
     objective, state, converged = [], ot_init, False
-    for n_iter in range(1, max_iter + 1):
-        # (1) plans and barycenters of both signs, one batched call
-        A = coef.transpose(2, 0, 1) + tau  # (p, S, 2)
-        with warnings.catch_warnings():
-            # an unconverged warm-started Sinkhorn is refined at the next step
-            warnings.simplefilter("ignore")
-            bary = unbalanced_barycenter(
-                A, kernel, epsilon=epsilon, gamma=gamma, init=state
-            )
-        state = bary.state
-        marg = np.asarray(bary.marginals).transpose(2, 1, 0)  # (2, S, p)
-        objective.append(
-            _objective(R, n, sigma, concomitant, mu, bary.value, lam_w, coef)
+
+    def solve_subject(s):
+        return _solve_subject(
+            Xp[s, : n[s]],
+            R[s, : n[s]],
+            coef[s],
+            col_norms[s],
+            lam_w[s],
+            sigma[s],
+            c,
+            marg[:, s],
+            tau,
+            cd_tol,
+            cd_max_iter,
         )
-        if n_iter > 1 and objective[-2] - objective[-1] <= tol * abs(objective[-1]):
-            converged = True
-            break
-        # (2) sources of each subject for the fixed plans
-        for s in range(S):
-            for _ in range(cd_max_iter):
-                change = _cd_epoch(
-                    Xp[s, : n[s]],
-                    R[s, : n[s]],
-                    coef[s],
-                    col_norms[s],
-                    all_coords,
-                    lam_w[s],
-                    sigma[s],
-                    c,
-                    marg[:, s],
-                    tau,
+
+    with ThreadPoolExecutor(max_workers=max(1, n_jobs or 1)) as pool:
+        for n_iter in range(1, max_iter + 1):
+            # (1) plans and barycenters of both signs, one batched call
+            A = coef.transpose(2, 0, 1) + tau  # (p, S, 2)
+            with warnings.catch_warnings():
+                # an unconverged warm-started Sinkhorn is refined at the next step
+                warnings.simplefilter("ignore")
+                bary = unbalanced_barycenter(
+                    A, kernel, epsilon=epsilon, gamma=gamma, init=state
                 )
-                if change <= cd_tol * max(coef[s].max(), 1e-300):
-                    break
-        # (3) noise levels
-        if concomitant:
-            sigma = _update_sigma(R, n, sigma0)
+            state = bary.state
+            marg = np.asarray(bary.marginals).transpose(2, 1, 0)  # (2, S, p)
+            objective.append(
+                _objective(R, n, sigma, concomitant, mu, bary.value, lam_w, coef)
+            )
+            if n_iter > 1 and objective[-2] - objective[-1] <= tol * abs(objective[-1]):
+                converged = True
+                break
+            # (2) sources of each subject for the fixed plans (independent)
+            list(pool.map(solve_subject, range(S)))
+            # (3) noise levels
+            if concomitant:
+                sigma = _update_sigma(R, n, sigma0)
     q = np.asarray(bary.barycenter)
     return MWEResult(
         coef=coef[:, 0] - coef[:, 1],
@@ -222,6 +239,88 @@ def mwe_solver(
     )
 
 
+def reweighted_mwe_solver(
+    X, Y, ground_metric, lam, mu, *, reweighting_steps=10, weights=None, **kwargs
+):
+    """Solve MWE_0.5 (or MTW_0.5) by reweighted MWE_1 (paper 001, Algorithm 2).
+
+    The l0.5 penalty ``lam sum_sj sqrt(|x_sj|)`` is majorised at the current
+    solution by a weighted l1 penalty (weights from
+    :func:`mne_wasserstein.solvers._base._l05_weights`, amplitudes relative to
+    each subject's largest amplitude of the first, MWE_1, solution): MWE_1,
+    then weighted MWE_1 problems, each warm-started (sources and Sinkhorn
+    potentials) from the previous one, until the sources stop changing
+    (relative change below ``tol``) or ``reweighting_steps`` rounds.
+
+    Parameters
+    ----------
+    X : list of array, shape (n_s, p)
+        The designs.
+    Y : list of array, shape (n_s,)
+        The measurements.
+    ground_metric : array | list of array | GroundMetric | KernelOperator
+        The ground metric (see :func:`mne_wasserstein.ot.make_kernel`).
+    lam : float
+        The l1 threshold of the first round (absolute, > 0).
+    mu : float
+        The weight of the transport term (absolute, >= 0).
+    reweighting_steps : int
+        The maximum number of weighted problems after the first one.
+    weights : array, shape (S, p) | None
+        Weights of the first round (ones if None).
+    **kwargs : dict
+        The other parameters of :func:`mwe_solver`.
+
+    Returns
+    -------
+    result : MWEResult
+        The last weighted problem; ``n_iter`` counts the outer iterations of
+        all rounds and ``objective`` concatenates their histories.
+    """
+    res = mwe_solver(X, Y, ground_metric, lam, mu, weights=weights, **kwargs)
+    scale = np.abs(res.coef).max(axis=1, keepdims=True)
+    tol = kwargs.get("tol", 1e-6)
+    n_iter, objective = res.n_iter, list(res.objective)
+    for _ in range(reweighting_steps):
+        previous = res.coef
+        new_weights = _l05_weights(previous, scale)
+        kwargs.update(coef_init=previous, ot_init=res.ot_state)
+        res = mwe_solver(X, Y, ground_metric, lam, mu, weights=new_weights, **kwargs)
+        n_iter += res.n_iter
+        objective += res.objective
+        change = np.abs(res.coef - previous).max()
+        if change <= tol * max(np.abs(res.coef).max(), 1e-300):
+            break
+    res.n_iter, res.objective = n_iter, objective
+    return res
+
+
+def _solve_subject(X, R, coef, col_norms, lam_w, sigma, c, marg, tau, tol, max_iter):
+    """Minimise one subject's block by coordinate descent with working sets.
+
+    A sweep over all coordinates, then sweeps over the support only until
+    it is stationary, repeated until a full sweep moves no coefficient by
+    more than ``tol`` times the largest one: once the support has settled,
+    sweeps cost O(support).
+    """
+    all_coords = np.arange(X.shape[1], dtype=np.int64)
+    n_sweeps = 0
+    while n_sweeps < max_iter:
+        change = _cd_epoch(
+            X, R, coef, col_norms, all_coords, lam_w, sigma, c, marg, tau
+        )
+        n_sweeps += 1
+        if change <= tol * max(coef.max(), 1e-300):
+            break
+        ws = np.flatnonzero(coef.any(axis=0)).astype(np.int64)
+        while n_sweeps < max_iter:
+            change = _cd_epoch(X, R, coef, col_norms, ws, lam_w, sigma, c, marg, tau)
+            n_sweeps += 1
+            if change <= tol * max(coef.max(), 1e-300):
+                break
+    return n_sweeps
+
+
 def _update_sigma(R, n, sigma0):
     return np.maximum(np.linalg.norm(R, axis=1) / np.sqrt(n), sigma0)
 
@@ -234,3 +333,332 @@ def _objective(R, n, sigma, concomitant, mu, ot_values, lam_w, coef):
     transport = mu * float(np.sum(ot_values))  # values are (1/S) sum_s W_u
     l1 = float(np.sum(lam_w * (coef[:, 0] + coef[:, 1])))
     return float(data + transport + l1)
+
+
+def mwe_alpha_max(X, Y, *, concomitant=True, sigma0=None):
+    """Smallest l1 threshold giving all-zero sources without transport.
+
+    Parameters
+    ----------
+    X : list of array, shape (n_s, p)
+        The designs.
+    Y : list of array, shape (n_s,)
+        The measurements.
+    concomitant : bool
+        Whether noise levels are estimated (MWE) or not (MTW).
+    sigma0 : float | None
+        The lower bound of the noise levels (see :func:`mwe_solver`).
+
+    Returns
+    -------
+    lam_max : float
+        ``max_s ||X_s^T y_s||_inf / (n_s sigma_s)`` with ``sigma_s =
+        max(||y_s|| / sqrt(n_s), sigma0)`` (MWE) or ``sigma_s = 1`` (MTW):
+        the smallest ``lam`` at which zero solves every subject's
+        (concomitant) Lasso. At zero sources every subject's transport input
+        is the uniform floor ``tau``, whose barycenter is that floor up to the
+        entropic blur, so the transport term hardly moves this threshold.
+    """
+    rms = np.array([np.linalg.norm(y) / np.sqrt(len(y)) for y in Y])
+    if sigma0 is None:
+        sigma0 = 0.01 * rms.min()
+    sigma = np.maximum(rms, sigma0) if concomitant else np.ones(len(Y))
+    corr = [
+        np.abs(x.T @ y).max() / (len(y) * sd) if sd > 0 else 0.0
+        for x, y, sd in zip(X, Y, sigma, strict=True)
+    ]
+    return float(max(corr))
+
+
+def _metric_scales(ground_metric):
+    """Return the median distance and the median nearest-neighbour distance.
+
+    Both over the finite off-diagonal entries; ``(None, None)`` for a kernel
+    operator (no metric to measure).
+    """
+    if isinstance(ground_metric, KernelOperator):
+        return None, None
+    if hasattr(ground_metric, "blocks") and hasattr(ground_metric, "to_dense"):
+        blocks = ground_metric.blocks  # a GroundMetric (duck-typed: no mne)
+    elif isinstance(ground_metric, (list, tuple)):
+        blocks = ground_metric
+    else:
+        blocks = [ground_metric]
+    values, nearest = [], []
+    for block in blocks:
+        block = np.array(block, dtype=float)
+        np.fill_diagonal(block, np.inf)
+        block[~np.isfinite(block)] = np.inf
+        values.append(block[np.isfinite(block)])
+        nearest.append(block.min(axis=1))
+    values, nearest = np.concatenate(values), np.concatenate(nearest)
+    nearest = nearest[np.isfinite(nearest)]
+    if values.size == 0:
+        raise ValueError("The ground metric has no finite off-diagonal entry")
+    return float(np.median(values)), float(np.median(nearest))
+
+
+class _WassersteinEstimator(_BaseEstimator):
+    """The fit shared by :class:`MWE` and :class:`MTW`."""
+
+    def _ot_parameters(self):
+        median, spacing = _metric_scales(self.ground_metric)
+        if median is None:  # a kernel operator: its epsilon, gamma is needed
+            if self.gamma is None:
+                raise ValueError(
+                    "gamma must be given when ground_metric is a kernel operator"
+                )
+            epsilon = self.ground_metric.epsilon
+            if self.epsilon is not None:
+                epsilon = self.epsilon
+            return float(epsilon), float(self.gamma)
+        epsilon = spacing if self.epsilon is None else self.epsilon
+        gamma = median if self.gamma is None else self.gamma
+        return float(epsilon), float(gamma)
+
+    @fill_doc
+    def fit(self, X, Y):
+        """Fit the model.
+
+        Parameters
+        ----------
+        %(solver_X)s
+        %(solver_Y)s
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        concomitant = getattr(self, "concomitant", False)
+        _check_alpha(self.alpha)
+        if not self.beta >= 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if self.q not in (1, 0.5):
+            raise ValueError(f"q must be 1 or 0.5, got {self.q!r}")
+        if not self.tau > 0:
+            raise ValueError(f"tau must be > 0, got {self.tau}")
+        Xs, Ys, has_time = _check_xy(X, Y)
+        p = Xs[0].shape[1]
+        epsilon, gamma = self._ot_parameters()
+        with _use_log_level(self.verbose):
+            kernel = make_kernel(self.ground_metric, epsilon, backend=self.backend)
+            if kernel.n_points != p:
+                raise ValueError(
+                    f"The ground metric has {kernel.n_points} points but X has "
+                    f"{p} sources"
+                )
+            result = self._fit_arrays(Xs, Ys, kernel, epsilon, gamma, concomitant)
+        squeeze = (lambda a: a) if has_time else (lambda a: a[..., 0])
+        coef, bary, sigma, n_iter, objective, lam_max = result
+        self.coef_ = squeeze(coef)
+        self.barycenter_ = squeeze(bary)
+        self.sigma_ = squeeze(sigma)
+        self.n_iter_ = squeeze(n_iter)
+        self.objective_ = objective if has_time else objective[0]
+        self.alpha_max_ = squeeze(lam_max)
+        self.epsilon_, self.gamma_ = epsilon, gamma
+        return self
+
+    def _fit_arrays(self, Xs, Ys, kernel, epsilon, gamma, concomitant):
+        S, p, n_times = len(Xs), Xs[0].shape[1], Ys[0].shape[1]
+        # internal units: unit mean column norm and unit largest rms
+        # measurement, undone on the way out (exact invariance to the scale
+        # of X and Y)
+        x_scale = np.sqrt(np.mean([np.mean(x**2) for x in Xs]) + 1e-300)
+        y_scale = max(np.linalg.norm(y, axis=0).max() / np.sqrt(len(y)) for y in Ys)
+        amp = y_scale / x_scale if y_scale > 0 else 1.0
+        Xn = [x / x_scale for x in Xs]
+        Yn = [y / y_scale for y in Ys] if y_scale > 0 else Ys
+        sigma0 = getattr(self, "sigma0", None)  # MTW has no noise levels
+        if sigma0 is not None:
+            sigma0 = sigma0 / max(y_scale, 1e-300)
+        coef = np.zeros((S, p, n_times))
+        bary = np.zeros((p, n_times))
+        sigma = np.ones((S, n_times))
+        n_iter = np.zeros(n_times, int)
+        lam_max = np.zeros(n_times)
+        objective = [[] for _ in range(n_times)]
+        previous = _previous_coef(self, coef.shape)
+        init, state = None, None
+        if previous is not None:
+            state = getattr(self, "_ot_state", None)
+        for t in range(n_times):
+            if previous is not None:
+                init = previous[:, :, t] / amp
+            ys = [y[:, t] for y in Yn]
+            lam_max[t] = mwe_alpha_max(Xn, ys, concomitant=concomitant, sigma0=sigma0)
+            if lam_max[t] == 0:
+                continue
+            lam = self.alpha * lam_max[t]
+            # the transport term weighs beta lam_max / gamma sum_s W_u: in the
+            # coordinate update its weight c = mu gamma / S is beta lam_max
+            mu = self.beta * S * lam_max[t] / gamma
+            kwargs = dict(
+                epsilon=epsilon,
+                gamma=gamma,
+                tau=self.tau,
+                concomitant=concomitant,
+                sigma0=sigma0,
+                coef_init=init,
+                ot_init=state,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                n_jobs=self.n_jobs,
+            )
+            if self.q == 1:
+                res = mwe_solver(Xn, ys, kernel, lam, mu, **kwargs)
+            else:
+                res = reweighted_mwe_solver(
+                    Xn,
+                    ys,
+                    kernel,
+                    lam,
+                    mu,
+                    reweighting_steps=self.reweighting_steps,
+                    **kwargs,
+                )
+            if not res.converged:
+                crit = (
+                    abs(res.objective[-2] - res.objective[-1]) / abs(res.objective[-1])
+                    if len(res.objective) > 1
+                    else np.inf
+                )
+                _warn_convergence(type(self).__name__, res.n_iter, crit, self.tol)
+            logger.info(
+                "%s: time %d/%d, %d outer iterations, %d active sources",
+                type(self).__name__,
+                t + 1,
+                n_times,
+                res.n_iter,
+                np.count_nonzero(res.coef.any(axis=0)),
+            )
+            coef[:, :, t] = res.coef * amp
+            bary[:, t] = res.barycenter * amp
+            sigma[:, t] = res.sigma * (y_scale if concomitant else 1.0)
+            n_iter[t] = res.n_iter
+            objective[t] = res.objective
+            init, state = res.coef, res.ot_state
+        self._ot_state = state
+        return coef, bary, sigma, n_iter, objective, lam_max
+
+
+@fill_doc
+class MWE(_WassersteinEstimator):
+    """Minimum Wasserstein Estimates (MWE_q; Janati et al., NeuroImage 2020).
+
+    Multi-subject sparse regression in which an unbalanced optimal-transport
+    penalty pulls each subject's sources towards a common barycenter, with a
+    noise level estimated per subject (concomitant estimation).
+
+    Parameters
+    ----------
+    %(mwe_params)s
+    concomitant : bool
+        Estimate a noise level per subject, which scales that subject's
+        penalties (MWE), or not (then ``sigma = 1``, which is :class:`MTW`).
+    sigma0 : float | None
+        The lower bound of the noise levels, in the unit of ``Y``. ``None``:
+        1 %% of the smallest rms measurement.
+    %(mwe_solver_params)s
+
+    Attributes
+    ----------
+    %(mwe_attributes)s
+
+    Notes
+    -----
+    %(mwe_notes)s
+    """
+
+    def __init__(
+        self,
+        ground_metric,
+        alpha=0.3,
+        beta=0.1,
+        *,
+        epsilon=None,
+        gamma=None,
+        q=0.5,
+        concomitant=True,
+        sigma0=None,
+        tau=1e-3,
+        reweighting_steps=10,
+        tol=1e-5,
+        max_iter=200,
+        warm_start=False,
+        backend=None,
+        n_jobs=None,
+        verbose=None,
+    ):
+        self.ground_metric = ground_metric
+        self.alpha = alpha
+        self.beta = beta
+        self.epsilon = epsilon
+        self.gamma = gamma
+        self.q = q
+        self.concomitant = concomitant
+        self.sigma0 = sigma0
+        self.tau = tau
+        self.reweighting_steps = reweighting_steps
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.backend = backend
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+
+@fill_doc
+class MTW(_WassersteinEstimator):
+    """Multi-task Wasserstein (MTW_q; Janati et al., AISTATS 2019).
+
+    :class:`MWE` without noise levels: one l1 threshold for all subjects
+    (``sigma = 1``). It has no ``concomitant`` parameter.
+
+    Parameters
+    ----------
+    %(mwe_params)s
+    %(mwe_solver_params)s
+
+    Attributes
+    ----------
+    %(mwe_attributes)s
+
+    Notes
+    -----
+    %(mwe_notes)s
+    """
+
+    def __init__(
+        self,
+        ground_metric,
+        alpha=0.3,
+        beta=0.1,
+        *,
+        epsilon=None,
+        gamma=None,
+        q=0.5,
+        tau=1e-3,
+        reweighting_steps=10,
+        tol=1e-5,
+        max_iter=200,
+        warm_start=False,
+        backend=None,
+        n_jobs=None,
+        verbose=None,
+    ):
+        self.ground_metric = ground_metric
+        self.alpha = alpha
+        self.beta = beta
+        self.epsilon = epsilon
+        self.gamma = gamma
+        self.q = q
+        self.tau = tau
+        self.reweighting_steps = reweighting_steps
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.backend = backend
+        self.n_jobs = n_jobs
+        self.verbose = verbose

@@ -1,0 +1,157 @@
+"""Time the solvers of mne_wasserstein.solvers.
+
+Two tables:
+
+1. The paper's size: S in {8, 32} subjects, n = 204 gradiometers, p = 2 x
+   2562 sources (fsaverage5, ico4, both hemispheres) with the geodesic
+   ground metric of the template; leadfields of a synthetic MEG cohort
+   (4 subjects, reused cyclically), depth-weighted (0.9); 5 sources per
+   subject, half of the subjects sharing their locations, SNR 4 as in
+   paper 001, section 5.1. MWE_0.5 (paper defaults for epsilon and gamma),
+   MWE_1, Group Lasso, Dirty, independent reweighted Lasso: fit time, the
+   share of MWE's time spent in OT (Sinkhorn) and in coordinate descent,
+   outer iterations and support size.
+2. The reference sizes of the original MTW code (mutar): p = 200, n = 50
+   and p = 2000, n = 100, 4 tasks, 1-D grid metric, MTW_1; mutar took 0.70 s
+   and 33.9 s there on a 2-core machine.
+
+Each time is the median of ``--repeats`` runs.
+
+Run: python benchmarks/bench_solvers.py [--repeats 3] [--subjects 8 32]
+"""
+
+import argparse
+import time
+import warnings
+
+import mne
+import numpy as np
+
+from mne_wasserstein import compute_ground_metric
+from mne_wasserstein.datasets import make_cohort, make_template
+from mne_wasserstein.solvers import (
+    MTW,
+    MWE,
+    DirtyModel,
+    GroupLasso,
+    IndependentLasso,
+)
+from mne_wasserstein.solvers import mwe as mwe_module
+
+
+def leadfields():
+    subjects_dir = make_template()
+    cohort = make_cohort(4, subjects_dir=subjects_dir, random_state=0, n_jobs=2)
+    Ls = []
+    for fwd in cohort.forward:
+        fwd = mne.convert_forward_solution(fwd, force_fixed=True, verbose=False)
+        fwd = mne.pick_types_forward(fwd, meg="grad")
+        L = fwd["sol"]["data"]
+        L = L / np.linalg.norm(L, axis=0) ** 0.9  # depth weighting 0.9
+        Ls.append(L / np.linalg.norm(L) * np.sqrt(L.shape[1]))
+    metric = compute_ground_metric(cohort.src_ref, subjects_dir=subjects_dir)
+    return Ls, metric
+
+
+def simulate(Ls, n_subjects, rng, n_sources=5, snr=4.0):
+    p = Ls[0].shape[1]
+    common = rng.choice(p, n_sources, replace=False)
+    signs = rng.choice([-1.0, 1.0], n_sources)
+    X, Y = [], []
+    for s in range(n_subjects):
+        L = Ls[s % len(Ls)]
+        where = common if s % 2 == 0 else rng.choice(p, n_sources, replace=False)
+        x = np.zeros(p)
+        x[where] = signs * rng.uniform(20, 30, n_sources)
+        b = L @ x
+        sigma = np.linalg.norm(b) / snr  # SNR = ||L x|| / sigma (paper 001)
+        X.append(L)
+        Y.append(b + sigma * rng.standard_normal(len(b)))
+    return np.stack(X), np.stack(Y)
+
+
+class _Timer:
+    """Accumulate the time spent in the OT and CD steps of mwe_solver."""
+
+    def __init__(self):
+        self.ot = self.cd = 0.0
+
+    def wrap(self, name, func):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = func(*args, **kwargs)
+            setattr(self, name, getattr(self, name) + time.perf_counter() - t0)
+            return out
+
+        return timed
+
+    def __enter__(self):
+        self._saved = (mwe_module.unbalanced_barycenter, mwe_module._solve_subject)
+        mwe_module.unbalanced_barycenter = self.wrap("ot", self._saved[0])
+        mwe_module._solve_subject = self.wrap("cd", self._saved[1])
+        return self
+
+    def __exit__(self, *exc):
+        mwe_module.unbalanced_barycenter, mwe_module._solve_subject = self._saved
+
+
+def time_fit(est, X, Y, repeats):
+    times, shares = [], []
+    for _ in range(repeats):
+        with warnings.catch_warnings(), _Timer() as timer:
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            est.fit(X, Y)
+            times.append(time.perf_counter() - t0)
+        shares.append((timer.ot / times[-1], timer.cd / times[-1]))
+    return float(np.median(times)), np.median(shares, axis=0), est
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--subjects", type=int, nargs="*", default=[8, 32])
+    parser.add_argument("--n-jobs", type=int, default=2)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    if args.subjects:
+        Ls, metric = leadfields()
+        print(f"p = {Ls[0].shape[1]}, n = {Ls[0].shape[0]}, {args.repeats} repeats")
+        print(
+            f"{'model':<14}{'S':>4}{'time (s)':>10}{'OT %':>7}{'CD %':>7}"
+            f"{'outer':>7}{'support/S':>10}"
+        )
+    for S in args.subjects:
+        X, Y = simulate(Ls, S, rng)
+        models = {
+            "MWE_0.5": MWE(metric, alpha=0.3, beta=0.1, n_jobs=args.n_jobs),
+            "MWE_1": MWE(metric, alpha=0.3, beta=0.1, q=1, n_jobs=args.n_jobs),
+            "GroupLasso": GroupLasso(0.3),
+            "Dirty": DirtyModel(0.3, 0.5),
+            "Lasso_0.5": IndependentLasso(0.3, q=0.5),
+        }
+        for name, est in models.items():
+            t, share, est = time_fit(est, X, Y, args.repeats)
+            mwe = name.startswith("MWE")
+            print(
+                f"{name:<14}{S:>4}{t:>10.2f}"
+                + (f"{100 * share[0]:>7.0f}{100 * share[1]:>7.0f}" if mwe else " " * 14)
+                + (f"{int(est.n_iter_):>7}" if mwe else " " * 7)
+                + f"{np.count_nonzero(est.coef_) / S:>10.1f}",
+                flush=True,
+            )
+    print("\nReference sizes of mutar's MTW (4 tasks, 1-D grid metric |i - j|)")
+    print(f"{'p':>6}{'n':>5}{'mutar (s)':>11}{'MTW_1 (s)':>11}{'speed-up':>10}")
+    for p, n, ref in [(200, 50, 0.70), (2000, 100, 33.9)]:
+        X = rng.standard_normal((4, n, p))
+        coef = np.zeros((4, p))
+        coef[:, rng.choice(p, 5, replace=False)] = 1.0
+        Y = np.einsum("sij,sj->si", X, coef) + 0.1 * rng.standard_normal((4, n))
+        grid = np.arange(p, dtype=float)
+        M = np.abs(grid[:, None] - grid[None])
+        t, _, _ = time_fit(MTW(M, alpha=0.3, beta=0.1, q=1), X, Y, args.repeats)
+        print(f"{p:>6}{n:>5}{ref:>11.2f}{t:>11.2f}{ref / t:>10.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
