@@ -94,6 +94,14 @@ def test_virtual_point_kernel_equals_dense():
     assert np.abs(kern.log_rmatvec(log_V) - ref).max() < 1e-10  # symmetric
     k32 = kern.astype(np.float32)
     assert k32.matvec(V.astype(np.float32)).dtype == np.float32
+    assert kern._smallest_entry() <= K[K > 0].min()
+    # restricted to a support: exact on the rows (columns) it promises
+    rows, cols = rng.random(42) < 0.5, rng.random(42) < 0.5
+    sub = kern._restrict(rows, cols)
+    Vc, Ur = V * cols[:, None], V * rows[:, None]
+    # 1e-14 relative: the same sums in another order
+    assert np.abs(sub.matvec(Vc)[rows] - (K @ Vc)[rows]).max() < 1e-14 * K.max()
+    assert np.abs(sub.rmatvec(Ur)[cols] - (K.T @ Ur)[cols]).max() < 1e-14 * K.max()
     # balanced transport on the extended space, operator vs dense matrix
     a, b = rng.random(40), rng.random(40) * (rng.random(40) < 0.5)
     diff = np.array([b[:25].sum() - a[:25].sum(), b[25:].sum() - a[25:].sum()])

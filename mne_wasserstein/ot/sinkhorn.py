@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class SinkhornState:
     """Dual potentials of a (batched) unbalanced Sinkhorn problem.

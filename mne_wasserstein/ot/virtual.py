@@ -174,9 +174,24 @@ class VirtualPointKernel(KernelOperator):
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
+        new = self._copy(self.base.astype(dtype))
+        new.dtype = dtype
+        new._k = asarray(np.exp(-self.delta / self.epsilon), self.xp, dtype)[:, None]
+        return new
+
+    def _copy(self, base):
         new = object.__new__(VirtualPointKernel)
         new.__dict__.update(self.__dict__)
-        new.base = self.base.astype(dtype)
-        new.dtype = dtype
-        new._k = self._k.astype(dtype)
+        new.base = base
         return new
+
+    def _smallest_entry(self):
+        return min(
+            self.base._smallest_entry(), float(np.exp(-self.delta.max() / self.epsilon))
+        )
+
+    def _restrict(self, rows, cols):
+        # the kernel of the real points restricted, the virtual rows kept
+        p = self.base.n_points
+        base = self.base._restrict(rows[:p], cols[:p])
+        return self if base is self.base else self._copy(base)
