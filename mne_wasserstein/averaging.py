@@ -19,6 +19,7 @@ from ._warnings import ConvergenceWarning
 from .ground_metric import GroundMetric, compute_ground_metric
 from .ot import VirtualPointKernel, unbalanced_barycenter, unbalanced_sinkhorn
 from .ot._backend import asarray, to_numpy
+from .ot.sinkhorn import _block_mass, _LogProducts
 from .utils import fill_doc
 
 __all__ = ["kantorovich_mean", "wasserstein_barycenter"]
@@ -201,13 +202,28 @@ def _objective_gradient(log_a, B, b_mass, kernel, owner, state, tol):
     # f = eps (log a - log K v), with v = exp(g / eps) (0 where b is 0)
     floor = np.finfo(state.g.dtype).min / 2
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        log_Kv = kernel.log_matvec(xp.where(g > floor, g / eps, -np.inf))
+        log_Kv = _log_kernel_product(kernel, xp.where(g > floor, g / eps, -np.inf))
         f_src = eps * (log_a[:, None] - log_Kv[:n].reshape(n, S, n_col))
         g = g.reshape(n_ext, S, n_col)
         # plus the change of the virtual masses with the block mass of a
         corr = xp.where(diff > 0, -f[n:], xp.where(diff < 0, g[n:], 0.0))
         grad = (f_src + corr[owner]).mean(axis=1)
     return value, grad, state
+
+
+def _log_kernel_product(kernel, log_v):
+    """``log(K @ exp(log_v))`` on the rows of the blocks where ``v`` has mass.
+
+    The kernel-domain products of the Sinkhorn engine (restricted to the
+    support of ``v``, exact to rounding where no needed row underflows), the
+    log domain otherwise.
+    """
+    xp = kernel.xp
+    has_v = log_v > -np.inf
+    support = (np.ones(kernel.n_points, dtype=bool), to_numpy(has_v.any(axis=1)))
+    products = _LogProducts(kernel, exact=False, support=support)
+    out, ok = products(log_v, False, _block_mass(has_v, kernel.blocks, xp))
+    return out if ok else kernel.log_matvec(log_v)
 
 
 # --------------------------------------------------------------------------
