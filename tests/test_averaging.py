@@ -307,10 +307,19 @@ def test_sharper_than_euclidean_on_cohort(template_metric):
     stcs = [mne.SourceEstimate(d, vertices, 0, 0.001) for d in data]
     km = kantorovich_mean(stcs, ground_metric=D, epsilon=eps, delta=delta).data
     euclid = data.mean(0)
-    ratio = [
-        _mass_near_peak(km[:, t], D) / _mass_near_peak(euclid[:, t], D)
-        for t in range(data.shape[2])
-    ]
+    near_km = np.array([_mass_near_peak(x, D) for x in km.T])
+    near_euclid = np.array([_mass_near_peak(x, D) for x in euclid.T])
+    ratio = near_km / near_euclid
+    print(
+        "\nfraction of the mass within 10 mm of the peak, per draw:"
+        f"\n  Kantorovich {np.round(near_km, 3)}"
+        f"\n  Euclidean   {np.round(near_euclid, 3)}"
+        f"\n  ratio       {np.round(ratio, 2)} (median {np.median(ratio):.2f})"
+    )
+    # each draw of 16 jittered locations is random: the Euclidean mean's peak
+    # neighbourhood holds between a quarter and a half of its mass depending
+    # on the draw, so the factor 2 is asserted on the median over 8 draws,
+    # and every draw must be sharper
     assert min(ratio) > 1.0
     assert np.median(ratio) >= 2.0
 
