@@ -153,6 +153,9 @@ _BALANCED_RTOL = 1e-6
 _STALL = 6
 # exp(x) is slow for x below about -708 (and for -inf): clamp there
 _LOG_TINY = -700.0
+# over-relaxation is reduced when the criterion has not reached a new minimum
+# for this many iterations
+_OSCILLATION = 100
 
 
 def _tau(dtype):
@@ -456,12 +459,19 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
 
 
 def _adapt(omega, errors, err):
-    """Reduce the over-relaxation when the error stops decreasing."""
+    """Reduce the over-relaxation when the error stops decreasing.
+
+    That is, when it increased three iterations in a row, or when it has not
+    gone below its minimum for ``_OSCILLATION`` iterations (over-relaxed
+    iterations can cycle without converging).
+    """
     errors.append(err)
-    if (
-        omega > 1.0
-        and len(errors) > 6
-        and all(errors[-k] > errors[-k - 1] for k in range(1, 4))
+    if len(errors) > _OSCILLATION + 1:
+        del errors[0]
+    if omega > 1.0 and (
+        (len(errors) > 6 and all(errors[-k] > errors[-k - 1] for k in range(1, 4)))
+        # the oldest error of the window is still the smallest
+        or (len(errors) > _OSCILLATION and min(errors) == errors[0])
     ):
         errors.clear()
         return 1.0 + 0.5 * (omega - 1.0)
