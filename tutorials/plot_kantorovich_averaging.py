@@ -151,29 +151,26 @@ for kind, avg in averages.items():
 # %%
 # The averages on the template
 # ----------------------------
-# A lateral view of the left hemisphere (inflated surface) around the
-# region, each source coloured by its value relative to the average's
-# maximum; the crosses are the true sources of the subjects.
+# The sources of the left hemisphere within 30 mm (geodesic) of the true
+# sources, on the inflated surface seen from above the region (its two
+# principal axes), each coloured by its value relative to the average's
+# maximum; the circles are the true sources of the subjects.
 rr = mne.read_surface(
     cohort.subjects_dir / cohort.subject_ref / "surf" / "lh.inflated"
 )[0]
-pos = rr[gm.vertices[0]]
-centre = pos[true].mean(0)
-fig, axes = plt.subplots(2, 3, figsize=(10, 7), layout="constrained")
+near = np.flatnonzero(gm.blocks[0][true].min(0) < 30.0)
+pos = rr[gm.vertices[0][near]]
+pos = pos - pos.mean(0)
+xy = pos @ np.linalg.svd(pos, full_matrices=False)[2][:2].T  # (n, 2)
+true_xy = xy[np.searchsorted(near, true)]
+fig, axes = plt.subplots(2, 3, figsize=(10, 5), layout="constrained")
 for row, (kind, avg) in zip(axes, averages.items(), strict=True):
     for ax, (name, stc) in zip(row, avg.items(), strict=True):
-        x = stc.data[:n_lh, 0] / stc.data[:n_lh, 0].max()
+        x = stc.data[near, 0] / stc.data[near, 0].max()
         order = np.argsort(x)
-        ax.scatter(-pos[order, 1], pos[order, 2], c=x[order], s=20, cmap="magma")
-        ax.scatter(-pos[true, 1], pos[true, 2], marker="x", c="tab:cyan", s=50)
-        ax.set(
-            title=f"{name} ({kind})",
-            aspect="equal",
-            xticks=[],
-            yticks=[],
-            xlim=(-centre[1] - 30, -centre[1] + 30),
-            ylim=(centre[2] - 30, centre[2] + 30),
-        )
+        ax.scatter(*xy[order].T, c=x[order], s=30, cmap="magma", vmin=0, vmax=1)
+        ax.scatter(*true_xy.T, s=120, facecolors="none", edgecolors="tab:cyan")
+        ax.set(title=f"{name} ({kind})", aspect="equal", xticks=[], yticks=[])
 
 # %%
 # In the 3D viewer
