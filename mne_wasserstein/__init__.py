@@ -12,6 +12,8 @@ _LAZY = {
     "apply_group_inverse": "inverse",
     "apply_mwe": "inverse",
     "make_aligned_source_spaces": "inverse",
+    "kantorovich_mean": "averaging",
+    "wasserstein_barycenter": "averaging",
 }
 __all__ = sorted(_LAZY)
 

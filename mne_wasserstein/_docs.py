@@ -164,6 +164,29 @@ ground_metric : array, shape (n_sources, n_sources) | GroundMetric
     between its blocks). Only the entries between the two supports are
     read."""
 
+# averaging of SourceEstimates (mne_wasserstein.averaging)
+docdict["average_stcs"] = """\
+stcs : list of SourceEstimate
+    The estimates to average (surface source spaces, the same times). Estimates
+    of other subjects or on other vertices than the reference source space are
+    morphed to it first (see ``subjects_dir``)."""
+docdict["average_reference"] = """\
+ground_metric : GroundMetric | array, shape (n_sources, n_sources) | None
+    The ground metric (mm) between the sources of the reference source space,
+    e.g. from :func:`mne_wasserstein.compute_ground_metric` (whose subject and
+    vertices are then the reference). An array (``np.inf`` between
+    hemispheres) has the rows of the reference's data (left then right
+    hemisphere). ``None``: computed from ``src``.
+src : SourceSpaces | None
+    The reference source space (e.g. ``cohort.src_ref``). Needed when
+    ``ground_metric`` is ``None``; otherwise optional (the reference is then
+    ``ground_metric``'s, or the first estimate's).
+subjects_dir : path-like | None
+    The FreeSurfer subjects folder, needed to morph estimates that are not on
+    the reference source space (by :func:`mne.compute_source_morph` with its
+    automatic smoothing, through the ``sphere.reg`` registrations; morph them
+    yourself for other options) and to compute the ground metric."""
+
 
 def fill_doc(func):
     """Fill ``%(name)s`` placeholders of a docstring from :data:`docdict`.

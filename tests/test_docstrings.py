@@ -10,6 +10,7 @@ numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 PUBLIC_MODULES = (
     "mne_wasserstein",
+    "mne_wasserstein.averaging",
     "mne_wasserstein.datasets",
     "mne_wasserstein.hrf",
     "mne_wasserstein.inverse",

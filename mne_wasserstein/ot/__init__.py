@@ -12,6 +12,7 @@ from .sinkhorn import (
     unbalanced_barycenter,
     unbalanced_sinkhorn,
 )
+from .virtual import VirtualPointKernel
 
 __all__ = [
     "BarycenterResult",
@@ -23,4 +24,5 @@ __all__ = [
     "signed_wasserstein",
     "unbalanced_barycenter",
     "unbalanced_sinkhorn",
+    "VirtualPointKernel",
 ]

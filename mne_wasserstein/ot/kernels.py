@@ -322,7 +322,7 @@ class _RestrictedKernel(KernelOperator):
             c = np.flatnonzero(cols[glob])
             if r.size == 0 or c.size == 0:
                 continue
-            sub = xp.ascontiguousarray(K[asarray(r, xp)][:, asarray(c, xp)])
+            sub = xp.ascontiguousarray(K[xp.ix_(asarray(r, xp), asarray(c, xp))])
             same = sym and r.size == c.size and bool((r == c).all())
             sub_t = sub if same else xp.ascontiguousarray(sub.T)
             self._parts.append((_index(glob, r, xp), _index(glob, c, xp), sub, sub_t))

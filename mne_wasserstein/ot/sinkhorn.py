@@ -143,11 +143,19 @@ def _check_masses(x, name, xp, dtype, ndim=(1, 2)):
     return x
 
 
+# over-relaxation of balanced Sinkhorn (gamma = inf) when none is given, and
+# the relative mass difference it tolerates between a and b
+_BALANCED_RELAXATION = 1.0
+_BALANCED_RTOL = 1e-6
+
 # float32 products hand over to float64 when the criterion has not halved
 # for this many iterations (rounding floor, about 2e-7 on the benchmarks)
 _STALL = 6
 # exp(x) is slow for x below about -708 (and for -inf): clamp there
 _LOG_TINY = -700.0
+# over-relaxation is reduced when the criterion has not reached a new minimum
+# for this many iterations
+_OSCILLATION = 100
 
 
 def _tau(dtype):
@@ -451,12 +459,19 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
 
 
 def _adapt(omega, errors, err):
-    """Reduce the over-relaxation when the error stops decreasing."""
+    """Reduce the over-relaxation when the error stops decreasing.
+
+    That is, when it increased three iterations in a row, or when it has not
+    gone below its minimum for ``_OSCILLATION`` iterations (over-relaxed
+    iterations can cycle without converging).
+    """
     errors.append(err)
-    if (
-        omega > 1.0
-        and len(errors) > 6
-        and all(errors[-k] > errors[-k - 1] for k in range(1, 4))
+    if len(errors) > _OSCILLATION + 1:
+        del errors[0]
+    if omega > 1.0 and (
+        (len(errors) > 6 and all(errors[-k] > errors[-k - 1] for k in range(1, 4)))
+        # the oldest error of the window is still the smallest
+        or (len(errors) > _OSCILLATION and min(errors) == errors[0])
     ):
         errors.clear()
         return 1.0 + 0.5 * (omega - 1.0)
@@ -483,8 +498,15 @@ def _finish(prob, lu, lv, gamma, prods):
         g = xp.where(prob.mask_v, eps * lv, 0.0)
         A = prob.A.astype(np.float64)
         value = (f * m).sum(0) + (g * n).sum(0) - eps * m.sum(0)
-        value = value + eps * kernel.total() + gamma * _kl(m, A, xp)
+        value = value + eps * kernel.total() + _marginal_penalty(gamma, m, A, xp)
     return m, n, f, g, value, lKtu
+
+
+def _marginal_penalty(gamma, x, y, xp):
+    """``gamma KL(x | y)``; zero for balanced transport (``gamma = inf``)."""
+    if gamma == np.inf:
+        return 0.0
+    return gamma * _kl(x, y, xp)
 
 
 def _kl(x, y, xp):
@@ -500,17 +522,32 @@ def _potentials_out(f, mask, dtype, xp):
 
 
 def _psi(epsilon, gamma):
+    if gamma == np.inf:  # balanced transport
+        return 1.0
     return gamma / (gamma + epsilon)
 
 
 def _default_relaxation(psi):
+    if psi == 1.0:
+        # balanced transport: the rate of plain Sinkhorn depends on the
+        # kernel, not on psi; BALANCED_RELAXATION is a safe fixed choice
+        return _BALANCED_RELAXATION
     # over-relaxation tuned to a contraction rate psi^2 (Thibault et al. 2017)
     return 2.0 / (1.0 + np.sqrt(1.0 - psi**2))
 
 
-def _check_common(epsilon, gamma, tol, max_iter, log_domain, relaxation):
+def _check_gamma(gamma, balanced):
+    """``gamma > 0``; ``np.inf`` (balanced transport) only where ``balanced``."""
+    if balanced and isinstance(gamma, (int, float)) and gamma == np.inf:
+        return np.inf
+    return _check_positive(gamma, "gamma")
+
+
+def _check_common(
+    epsilon, gamma, tol, max_iter, log_domain, relaxation, balanced=False
+):
     epsilon = _check_positive(epsilon, "epsilon")
-    gamma = _check_positive(gamma, "gamma")
+    gamma = _check_gamma(gamma, balanced)
     tol = _check_positive(tol, "tol")
     if int(max_iter) != max_iter or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter}")
@@ -525,6 +562,17 @@ def _check_common(epsilon, gamma, tol, max_iter, log_domain, relaxation):
     if not 1.0 <= relaxation < 2.0:
         raise ValueError(f"relaxation must be in [1, 2), got {relaxation}")
     return epsilon, gamma, tol, int(max_iter), psi, relaxation
+
+
+def _check_balanced(a, b, blocks, xp):
+    """Balanced transport needs the same mass in every block and column."""
+    for idx in blocks:
+        ma, mb = a[idx].sum(axis=0), b[idx].sum(axis=0)
+        if bool((xp.abs(ma - mb) > _BALANCED_RTOL * xp.maximum(ma, mb)).any()):
+            raise ValueError(
+                "gamma=inf (balanced transport) needs a and b to have the same "
+                f"total mass in every block and column (relative {_BALANCED_RTOL:g})"
+            )
 
 
 # --------------------------------------------------------------------------
@@ -560,7 +608,9 @@ def unbalanced_sinkhorn(
     epsilon : float
         Entropic regularisation (> 0), in the unit of ``M``.
     gamma : float
-        Marginal relaxation (> 0), in the unit of ``M``.
+        Marginal relaxation (> 0), in the unit of ``M``. ``np.inf``:
+        balanced transport (``P 1 = a`` and ``P^T 1 = b``; ``a`` and ``b``
+        must then have the same mass in every block of the kernel).
     tol : float
         Stopping tolerance on the relative change of the left marginal
         (see Notes).
@@ -597,7 +647,7 @@ def unbalanced_sinkhorn(
     each iteration, up to over-relaxation).
     """
     epsilon, gamma, tol, max_iter, psi, relaxation = _check_common(
-        epsilon, gamma, tol, max_iter, log_domain, relaxation
+        epsilon, gamma, tol, max_iter, log_domain, relaxation, balanced=True
     )
     if dtype is None and not isinstance(M, KernelOperator):
         dtype = np.float32 if getattr(a, "dtype", None) == np.float32 else np.float64
@@ -622,6 +672,8 @@ def unbalanced_sinkhorn(
             raise ValueError(
                 f"a and b have different numbers of columns: {a.shape} and {b.shape}"
             )
+    if gamma == np.inf:
+        _check_balanced(a2, b2, kernel.blocks, xp)
     prob = _Problem(kernel, a2, b2, psi, None, a2.shape[1])
     init = _init_potentials(init, a2.shape, xp, epsilon)
     lu, lv, n_iter, converged, err, prods = _run(
@@ -633,7 +685,7 @@ def unbalanced_sinkhorn(
         relaxation=relaxation,
     )
     m, n, f, g, value, _ = _finish(prob, lu, lv, gamma, prods)
-    value = value + gamma * _kl(n, b2.astype(np.float64), xp)
+    value = value + _marginal_penalty(gamma, n, b2.astype(np.float64), xp)
     out_dtype = kernel.dtype
     state = SinkhornState(
         f=_potentials_out(f, prob.mask_u, out_dtype, xp),
