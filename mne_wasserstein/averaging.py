@@ -19,6 +19,7 @@ from ._warnings import ConvergenceWarning
 from .ground_metric import GroundMetric, compute_ground_metric
 from .ot import VirtualPointKernel, unbalanced_barycenter, unbalanced_sinkhorn
 from .ot._backend import asarray, to_numpy
+from .ot.kernels import _check_positive
 from .ot.sinkhorn import _block_mass, _LogProducts
 from .utils import fill_doc
 
@@ -390,15 +391,7 @@ def _check_mass(mass, n_times):
 
 
 def _check_number(value, name, default):
-    if value is None:
-        return default
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be positive and finite, got {value}")
-    return value
+    return default if value is None else _check_positive(value, name)
 
 
 def _check_iter(max_iter):
