@@ -330,6 +330,27 @@ def test_float32_products_float64_scalings(caplog):
     assert _rel(r32.barycenter, r64.barycenter) < 1e-8 + 1e-7
 
 
+def test_float32_products_no_early_handover(caplog):
+    # epsilon / gamma = 1 / 586 on a 1-D grid: the criterion stays near 1e3
+    # for several iterations at first, which is not float32 rounding; the
+    # products hand over to float64 only at the rounding floor
+    p = 2000
+    grid = np.arange(p, dtype=np.float32)
+    M = np.abs(grid[:, None] - grid[None])
+    A = np.full((p, 4, 2), 1e-3, dtype=np.float32)
+    with caplog.at_level(logging.INFO, logger="mne"):
+        res = unbalanced_barycenter(
+            A, M, epsilon=1.0, gamma=float(np.median(M)), tol=1e-6
+        )
+    assert res.state.converged and not res.state.log_domain
+    levels = [
+        float(line.split("criterion at ")[1].split(";")[0])
+        for line in caplog.text.splitlines()
+        if "rounding stalls" in line
+    ]
+    assert all(level < 1e-4 for level in levels), levels
+
+
 class _Unrestricted(KernelOperator):
     """A kernel operator that only implements the abstract interface."""
 
