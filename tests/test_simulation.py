@@ -6,6 +6,17 @@ from mne_wasserstein.inverse._align import _aligned_order
 from mne_wasserstein.simulation import _fixed_gain, simulate_group_evokeds
 
 
+def _order(cohort, sim, s):
+    """Subject ``s``'s sources in the order of the reference sources."""
+    return _aligned_order(
+        cohort.src_ref,
+        sim.forward[s]["src"],
+        cohort.subject_ref,
+        cohort.subjects[s],
+        cohort.subjects_dir,
+    )
+
+
 @pytest.fixture(scope="module")
 def sim(cohort_meg):
     return simulate_group_evokeds(cohort_meg, random_state=42)
@@ -39,13 +50,7 @@ def test_snr_per_channel(cohort_meg, snr_ch_type):
         W, _ = mne.cov.compute_whitener(
             sim.noise_cov[s], info, picks=picks, pca=True, verbose=False
         )
-        order = _aligned_order(
-            cohort_meg.src_ref,
-            sim.forward[s]["src"],
-            cohort_meg.subject_ref,
-            cohort_meg.subjects[s],
-            cohort_meg.subjects_dir,
-        )
+        order = _order(cohort_meg, sim, s)
         signal = _fixed_gain(sim.forward[s], order) @ sim.coef[s]
         j = np.flatnonzero(sim.coef[s])[0]
         waveform = sim.stcs_template[s].data[j] / sim.coef[s, j]
@@ -89,13 +94,7 @@ def test_evokeds_follow_forward(cohort_meg):
     """Without noise, the evoked at the peak is the gain times the sources."""
     sim = simulate_group_evokeds(cohort_meg, snr=1e12, random_state=1)
     for s, evoked in enumerate(sim.evokeds):
-        order = _aligned_order(
-            cohort_meg.src_ref,
-            sim.forward[s]["src"],
-            cohort_meg.subject_ref,
-            cohort_meg.subjects[s],
-            cohort_meg.subjects_dir,
-        )
+        order = _order(cohort_meg, sim, s)
         expected = _fixed_gain(sim.forward[s], order) @ sim.coef[s]
         peak = evoked.time_as_index(sim.peak_time)[0]
         # rel. 1e-6: the noise is 1e-12 of the signal
