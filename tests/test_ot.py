@@ -465,6 +465,53 @@ def test_kernel_domain_products_are_exact_or_flagged():
     assert 0 < n_ok < 2 * len(cases)  # both outcomes occur
 
 
+def test_few_low_products_are_repaired_exactly():
+    # one isolated point (0.7 = 70 eps from the others): its float32 product
+    # (about exp(-68)) is below tau = tiny^(2/3), one entry of 200, so it is
+    # recomputed exactly instead of switching the whole call to the log domain
+    from mne_wasserstein.ot.sinkhorn import _LogProducts
+
+    x = np.append(np.linspace(0, 0.3, 199), 1.0)
+    M = np.abs(x[:, None] - x[None])
+    eps = 0.01
+    lx = np.zeros((200, 1))
+    lx[-1] = -100.0
+    prods = _LogProducts(make_kernel(M, eps, dtype=np.float32), exact=False)
+    out, ok = prods(lx, False, np.ones((200, 1), bool))
+    exact = logsumexp(-M / eps + lx[:, 0][None], axis=1)
+    assert ok
+    # 1e-12: the repaired entry is a float64 log-sum-exp
+    assert abs(out[-1, 0] - exact[-1]) < 1e-12
+    # 1e-6: float32 rounding of the other products (6e-8 per term)
+    assert np.abs(out[:, 0] - exact).max() < 1e-6
+    # the transpose, on a support that skips the first point (no mass there)
+    cols = np.ones(200, bool)
+    cols[0] = False
+    prods = _LogProducts(
+        make_kernel(M, eps, dtype=np.float32), exact=False, support=(cols, cols)
+    )
+    lx[0] = -np.inf
+    exact = logsumexp(-M / eps + lx[:, 0][None], axis=1)
+    out, ok = prods(lx, True, cols[:, None])
+    assert ok
+    assert np.abs(out[1:, 0] - exact[1:]).max() < 1e-6
+
+
+def test_kernels_have_no_subnormal_entries():
+    # subnormal entries slow products down ~10x on x86: they are flushed
+    x = np.linspace(0, 1, 50)
+    M = np.abs(x[:, None] - x[None])
+    for dtype, eps in [(np.float32, 0.011), (np.float64, 0.0014)]:
+        kernel = make_kernel(M, eps, dtype=dtype)
+        K = kernel.matvec(np.eye(50, dtype=dtype))
+        tiny = np.finfo(dtype).tiny
+        assert ((K == 0) | (K >= tiny)).all()
+        assert (K == 0).any()  # the range reaches below tiny
+    # a float64 kernel converted to float32
+    K32 = make_kernel(M, 0.011).astype(np.float32).matvec(np.eye(50, dtype="f4"))
+    assert ((K32 == 0) | (K32 >= np.finfo(np.float32).tiny)).all()
+
+
 def test_warm_start_new_support():
     # mass appears where the previous solution had none ("no mass" markers)
     rng, M = _points(50, 13)

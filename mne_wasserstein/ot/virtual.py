@@ -19,7 +19,7 @@ destroyed in one block and created in another, at cost
 import numpy as np
 
 from ._backend import asarray, to_numpy
-from .kernels import KernelOperator, make_kernel
+from .kernels import KernelOperator, _gibbs, make_kernel
 
 __all__ = ["VirtualPointKernel"]
 
@@ -109,7 +109,7 @@ class VirtualPointKernel(KernelOperator):
         self._owner = asarray(owner + p, xp)  # row of the virtual point of i
         self._real = list(base.blocks)
         self._log_k = asarray(-delta / self.epsilon, xp, np.float64)[:, None]
-        self._k = asarray(np.exp(-delta / self.epsilon), xp, self.dtype)[:, None]
+        self._k = _gibbs(delta, self.epsilon, self.dtype, xp)[:, None]
 
     def __repr__(self):
         return (
@@ -176,7 +176,7 @@ class VirtualPointKernel(KernelOperator):
             return self
         new = self._copy(self.base.astype(dtype))
         new.dtype = dtype
-        new._k = asarray(np.exp(-self.delta / self.epsilon), self.xp, dtype)[:, None]
+        new._k = _gibbs(self.delta, self.epsilon, dtype, self.xp)[:, None]
         return new
 
     def _copy(self, base):
