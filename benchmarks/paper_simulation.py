@@ -46,11 +46,12 @@ estimate is all zeros), ``n_active`` its number of non-zeros, ``time`` the
 seconds per grid point (path time / number of alphas, all subjects),
 ``warnings`` the ConvergenceWarnings of the whole alpha path.
 
-Timing (2026-11-23, shared 2-core machine, load average 3.5-4): ``--quick``
-took 12 min 51 s with ``--n-jobs 2`` (763 s of fits); per fit (median),
-MWE_1 10 s (S=2) and 12 s (S=8), MWE_0.5 24 s and 31 s, Group Lasso 0.5 s
-and 3.9 s, Lasso 0.3 s and 1.2 s. The full run has not been run (an
-extrapolation: about 60 hours). Results: doc/simulation_results.rst.
+Timing (2026-12-02, 2-core machine, nothing else running,
+OPENBLAS_NUM_THREADS=1): ``--quick`` took 18 min 37 s with ``--n-jobs 2``
+(1108 s of fits); per fit (median), MWE_1 26 s (S=2) and 49 s (S=8),
+MWE_0.5 77 s and 116 s, Group Lasso 0.4 s and 4.2 s, Lasso 0.2 s and 1.1 s.
+The full run has not been run (an estimate: about 165 hours). Results:
+doc/simulation_results.rst.
 
 Tasks (one per condition, S and trial: simulate once, then fit every model's
 grid) run through joblib (``--n-jobs``); a grid is fitted sequentially with
@@ -104,7 +105,8 @@ SOLVER = dict(tol=1e-6, max_iter=2000)
 # beta = 0.3 was the best of 0.03, 0.1, 0.3 and 1 (1: about 100 active
 # sources per subject), at 4.2 mm and 2 mm no beta beat the Lasso; alpha =
 # 0.05 beat 0.1 on all three. --quick fits that one point: with alpha in
-# {0.1, 0.05} it took 25 min (MWE 85 % of it), over its 20-minute budget.
+# {0.1, 0.05} it took 25 min (MWE 81 % of the fit time), over its 20-minute
+# budget.
 MWE_EPSILON = 1.0
 MWE_ALPHAS = dict(quick=[0.05], full=np.geomspace(0.2, 0.01, 8).tolist())
 MWE_BETAS = dict(quick=[0.3], full=[0.1, 0.3, 1.0])
