@@ -93,8 +93,9 @@ class KernelOperator(ABC):
     def _log_entries(self, log_V, rows, cols, transpose):
         """Return entries ``(rows[k], cols[k])`` of ``log(K @ exp(log_V))``.
 
-        In float64, ``K.T`` if ``transpose``. The default computes the whole log-domain
-        products of the columns involved; subclasses compute the rows only.
+        In float64, ``K.T`` if ``transpose``. The default computes the whole
+        log-domain products of the columns involved; subclasses compute the
+        rows only.
         """
         xp = self.xp
         ucols, inv = np.unique(to_numpy(cols), return_inverse=True)

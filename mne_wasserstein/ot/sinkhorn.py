@@ -308,9 +308,10 @@ class _LogProducts:
     stay in float64. Each term lost to underflow is below ``tiny`` (below
     ``tiny exp(headroom)`` when the kernel itself has entries below ``tiny``),
     so a product row above ``tau = tiny^(2/3)`` (``tau exp(headroom)``) is
-    exact to ``p tiny^(1/3)`` relative; needed rows below ``tau`` are recomputed exactly
-    (:meth:`KernelOperator._log_entries`) while they are few, else they are
-    reported (``ok=False``) and the caller switches to the log domain.
+    exact to ``p tiny^(1/3)`` relative; needed rows below ``tau`` are
+    recomputed exactly (:meth:`KernelOperator._log_entries`) while they are
+    few, else they are reported (``ok=False``) and the caller switches to the
+    log domain.
 
     Log domain (``exact=True``): the operator's stabilised float64
     log-sum-exps.
