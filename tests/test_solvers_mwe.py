@@ -13,8 +13,9 @@ from mne_wasserstein.solvers import (
     fit_path,
     lasso_solver,
 )
+from mne_wasserstein.solvers import mwe as mwe_module
 from mne_wasserstein.solvers._cd import _cd_epoch
-from mne_wasserstein.solvers.mwe import mwe_solver
+from mne_wasserstein.solvers.mwe import _anderson, _converged, mwe_solver
 
 
 def _problem(seed=0, n_subjects=3, n=25, p=40, noise=(0.05, 0.1, 0.2)):
@@ -66,11 +67,61 @@ def test_objective_decreases_and_blocks_are_optimal(concomitant):
             np.ascontiguousarray(res.marginals[:, s]),
             KW["tau"],
         )
-        # the outer loop stops at a 1e-10 relative decrease: coefficients
-        # are then stationary to ~1e-4 of their scale
+        # the outer loop stops 1e-10 (relative) from the limit of the
+        # objective: coefficients are then stationary to ~1e-4 of their scale
         assert np.abs(split - before).max() <= 1e-4 * np.abs(before).max()
     if not concomitant:
         np.testing.assert_array_equal(res.sigma, 1.0)
+
+
+def test_anderson_extrapolation_is_exact_on_a_geometric_sequence():
+    # x_k = x* + rho^k v (+ eta^k w): exact from 3 (4) iterates
+    rng = np.random.default_rng(0)
+    limit = rng.uniform(1, 2, (3, 2, 7))
+    v, w = rng.standard_normal((2, 3, 2, 7))
+    for n_modes in (1, 2):
+        for n_iterates in (n_modes + 2, 6):
+            iterates = [
+                limit + 0.9**k * v + (n_modes > 1) * 0.5**k * w
+                for k in range(n_iterates)
+            ]
+            # tolerance: rounding amplified by the conditioning of the fit
+            np.testing.assert_allclose(_anderson(iterates), limit, rtol=1e-8)
+    # projected on x >= 0; a constant sequence stays where it is
+    assert (_anderson([-np.ones(3) + 0.5**k for k in range(4)]) == 0).all()
+    np.testing.assert_array_equal(_anderson([limit] * 4), limit)
+
+
+def test_stopping_rule_bounds_the_distance_to_the_limit():
+    # decreases d_k = rho^k: the remaining decreases sum to d rho / (1 - rho)
+    rho = 0.9
+    d = [rho**k for k in range(200)]
+    remaining = [d[k] * rho / (1 - rho) for k in range(200)]
+    first = next(k for k in range(2, 200) if _converged(d[: k + 1], 1e-2))
+    # exact for a geometric sequence: stops at the first k with remaining <= tol
+    assert remaining[first] <= 1e-2 < remaining[first - 1]
+    # a single small ratio (e.g. after an extrapolation) is not enough
+    assert not _converged([1.0, 0.01, 0.009], 1e-3)
+    # too few decreases to estimate a rate; no decrease at all stops
+    assert not _converged([1e-12, 1e-13], 1e-3)
+    assert _converged([1.0, 0.0], 1e-12) and _converged([1.0, -1e-15], 1e-12)
+
+
+def test_extrapolation_reaches_the_same_optimum_faster(monkeypatch):
+    X, Y, M = _problem(seed=1)
+    kw = dict(KW, tol=1e-9)
+    fast = mwe_solver(X, Y, M, lam=0.03, mu=0.5, **kw)
+    obj = np.array(fast.objective)
+    assert np.all(np.diff(obj) <= 1e-6 * abs(obj[0]))  # extrapolations included
+    monkeypatch.setattr(mwe_module, "_ANDERSON_DEPTH", 0)
+    slow = mwe_solver(X, Y, M, lam=0.03, mu=0.5, **kw)
+    assert fast.converged and slow.converged
+    assert fast.n_transport < slow.n_transport == slow.n_iter
+    # both within tol = 1e-9 of the same limit (up to the Sinkhorn tolerance)
+    np.testing.assert_allclose(fast.objective[-1], slow.objective[-1], rtol=1e-8)
+    np.testing.assert_allclose(
+        fast.coef, slow.coef, atol=1e-3 * np.abs(slow.coef).max()
+    )
 
 
 def test_exact_zeros():
@@ -233,7 +284,7 @@ def test_beta_zero_is_the_independent_concomitant_lasso():
         lam = 0.3 * est.alpha_max_ * sigma / y_scale
         ref = lasso_solver(X[s] / x_scale, Y[s] / y_scale, lam, tol=1e-14).coef
         ref *= y_scale / x_scale
-        # the outer loop stops at 1e-10 relative decrease of the objective
+        # the outer loop stops 1e-10 (relative) from the limit of the objective
         np.testing.assert_allclose(est.coef_[s], ref, atol=1e-4 * np.abs(ref).max())
 
 
