@@ -102,8 +102,10 @@ def test_stopping_rule_bounds_the_distance_to_the_limit():
     assert remaining[first] <= 1e-2 < remaining[first - 1]
     # a single small ratio (e.g. after an extrapolation) is not enough
     assert not _converged([1.0, 0.01, 0.009], 1e-3)
-    # too few decreases to estimate a rate; no decrease at all stops
-    assert not _converged([1e-12, 1e-13], 1e-3)
+    # with fewer than two ratios the rate is taken as at least 0.95 (x 19)
+    assert not _converged([1.0, 1e-4], 1e-3) and _converged([1.0, 5e-5], 1e-3)
+    assert not _converged([1e-4], 1e-3) and _converged([5e-5], 1e-3)
+    # no decrease at all stops
     assert _converged([1.0, 0.0], 1e-12) and _converged([1.0, -1e-15], 1e-12)
 
 
