@@ -99,9 +99,10 @@ reweighting_steps : int
     With ``q = 0.5``, the maximum number of reweighted problems.
 tol : float
     Stop the outer iterations when the objective is estimated to be within
-    ``tol`` (relative) of its limit (see :func:`~mne_wasserstein.solvers.mwe_solver`),
-    and the reweighting when the sources change by less
-    than ``tol`` relative to their largest amplitude.
+    ``tol`` (relative) of its limit (see
+    :func:`~mne_wasserstein.solvers.mwe_solver`), and the reweighting when
+    the sources change by less than ``tol`` relative to their largest
+    amplitude.
 max_iter : int
     The maximum number of outer iterations of each (reweighted) problem.
 warm_start : bool
