@@ -39,7 +39,10 @@ of the mass floor tau.
 Outputs (in ``--out``): ``fits/*.csv`` (one file per condition, S, trial and
 model: every grid point and subject; a finished file is never recomputed, so
 an interrupted run resumes), ``fits.csv`` (all of them), ``table.csv`` and
-``table.rst``, ``figure.png`` and ``figure.svg`` (Fig. 4 layout), and
+``table.rst``, ``paired.csv`` and ``paired.rst`` (each model against the
+Lasso, trial by trial: the mean and 95 % CI of the differences of the best
+PR-AUC and EMD, and in how many trials the model is ahead), ``figure.png``
+and ``figure.svg`` (Fig. 4 layout), and
 ``config.json`` (a resumed run must use the same settings). Columns of
 the fits: the scores of one subject (``emd`` and ``loc`` are nan when its
 estimate is all zeros), ``n_active`` its number of non-zeros, ``time`` the
@@ -394,43 +397,86 @@ def _trial_best(fits, metric, pick, independent):
     return float(best(values.mean(axis=1)))
 
 
-def _summarise(rows, independent):
-    """Best score per trial over the grid, then mean and 95 % CI over trials.
+def _trial_scores(rows, independent):
+    """The best score of every trial: {(condition, model, S): {metric: {trial:
+    value}}}, with the fit time of the trial's grid under ``"time"``.
 
     ``independent``: the names of the models whose subjects are tuned one by
     one (see :func:`_trial_best`).
     """
-    from scipy.stats import t as student
-
-    best = {}
+    fits = {}
     for row in rows:
         key = (row["condition"], row["model"], row["n_subjects"], row["trial"])
-        best.setdefault(key, []).append(row)
-    groups = {}
-    for (condition, model, n_subjects, _), fits in best.items():
-        entry = groups.setdefault((condition, model, n_subjects), {})
+        fits.setdefault(key, []).append(row)
+    scores = {}
+    for (condition, model, n_subjects, trial), trial_fits in fits.items():
+        entry = scores.setdefault((condition, model, n_subjects), {})
         for metric, _, pick, _ in METRICS:
-            value = _trial_best(fits, metric, pick, model in independent)
-            entry.setdefault(metric, []).append(value)
+            value = _trial_best(trial_fits, metric, pick, model in independent)
+            entry.setdefault(metric, {})[trial] = value
         # the fit time of the grid: one time per grid point
-        times = {(f["beta"], f["alpha"]): f["time"] for f in fits}
-        entry.setdefault("time", []).append(sum(times.values()))
+        times = {(f["beta"], f["alpha"]): f["time"] for f in trial_fits}
+        entry.setdefault("time", {})[trial] = sum(times.values())
+    return scores
+
+
+def _mean_ci(values):
+    """Mean, half-width of its 95 % CI (Student t) and count of the finite
+    values."""
+    from scipy.stats import t as student
+
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    mean = values.mean() if n else np.nan
+    half = (
+        student.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    )
+    return mean, half, n
+
+
+def _summarise(scores):
+    """Mean and 95 % CI over trials of the best scores (:func:`_trial_scores`)."""
     table = []
-    for (condition, model, n_subjects), entry in sorted(groups.items()):
+    for (condition, model, n_subjects), entry in sorted(scores.items()):
         row = dict(condition=condition, model=model, n_subjects=n_subjects)
         for metric in [m[0] for m in METRICS] + ["time"]:
-            values = np.asarray(entry[metric], dtype=float)
-            values = values[np.isfinite(values)]
-            n = len(values)
-            mean = values.mean() if n else np.nan
-            half = (
-                student.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)
-                if n > 1
-                else np.nan
-            )
+            mean, half, n = _mean_ci(list(entry[metric].values()))
             row[metric], row[f"{metric}_ci"], row["n_trials"] = mean, half, n
         table.append(row)
     return table
+
+
+def _paired(scores, reference="Lasso"):
+    """Each model against ``reference`` on the trials both have (paired).
+
+    The trials share their data across models, so the per-trial difference
+    of the best scores is less noisy than the difference of the means: its
+    mean, 95 % CI and the number of trials where the model is ahead (higher
+    PR-AUC, lower EMD per source), for PR-AUC and EMD.
+    """
+    table = []
+    for (condition, model, n_subjects), entry in sorted(scores.items()):
+        ref = scores.get((condition, reference, n_subjects))
+        if model == reference or ref is None:
+            continue
+        row = dict(condition=condition, model=model, n_subjects=n_subjects)
+        for metric, sign in (("auc", 1), ("emd", -1)):
+            trials = sorted(set(entry[metric]) & set(ref[metric]))
+            diff = np.array([entry[metric][t] - ref[metric][t] for t in trials])
+            row[metric], row[f"{metric}_ci"], row["n_trials"] = _mean_ci(diff)
+            row[f"{metric}_ahead"] = int(np.sum(sign * diff > 0))
+        table.append(row)
+    return table
+
+
+def _rst_table(head, lines):
+    widths = [max(len(c) for c in col) for col in zip(head, *lines, strict=True)]
+    rule = "  ".join("=" * w for w in widths)
+    fmt_line = lambda cells: "  ".join(  # noqa: E731
+        c.ljust(w) for c, w in zip(cells, widths, strict=True)
+    )
+    return "\n".join([rule, fmt_line(head), rule, *map(fmt_line, lines), rule])
 
 
 def _format_table(table):
@@ -444,12 +490,22 @@ def _format_table(table):
             fmt = ".3f" if metric == "auc" else ".2f"
             cells.append(f"{row[metric]:{fmt}} ± {row[metric + '_ci']:{fmt}}")
         lines.append(cells)
-    widths = [max(len(c) for c in col) for col in zip(head, *lines, strict=True)]
-    rule = "  ".join("=" * w for w in widths)
-    fmt_line = lambda cells: "  ".join(  # noqa: E731
-        c.ljust(w) for c, w in zip(cells, widths, strict=True)
-    )
-    return "\n".join([rule, fmt_line(head), rule, *map(fmt_line, lines), rule])
+    return _rst_table(head, lines)
+
+
+def _format_paired(table, reference="Lasso"):
+    head = ["condition", "model", "S", "trials"]
+    head += [f"PR-AUC - {reference}", "ahead", f"EMD - {reference} (mm)", "ahead"]
+    lines = []
+    for row in table:
+        cells = [row["condition"], row["model"], str(row["n_subjects"])]
+        cells.append(str(row["n_trials"]))
+        for metric, digits in (("auc", 3), ("emd", 2)):
+            half = row[metric + "_ci"]
+            cells.append(f"{row[metric]:+.{digits}f} ± {half:.{digits}f}")
+            cells.append(f"{row[metric + '_ahead']}/{row['n_trials']}")
+        lines.append(cells)
+    return _rst_table(head, lines)
 
 
 def _plot(table, models, fname_base):
@@ -601,15 +657,21 @@ def main():
         writer.writerows(rows)
     # the table and figure show every model with fits in out (earlier runs
     # with other --models included)
-    table = _summarise(rows, {m.name for m in all_models if m.independent})
-    with open(out / "table.csv", "w", newline="") as fid:
-        writer = csv.DictWriter(fid, list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
-    text = _format_table(table)
-    (out / "table.rst").write_text(text + "\n")
+    scores = _trial_scores(rows, {m.name for m in all_models if m.independent})
+    table, paired = _summarise(scores), _paired(scores)
+    for name, rows_out, text in (
+        ("table", table, _format_table(table)),
+        ("paired", paired, _format_paired(paired) if paired else ""),
+    ):
+        if not rows_out:
+            continue
+        with open(out / f"{name}.csv", "w", newline="") as fid:
+            writer = csv.DictWriter(fid, list(rows_out[0]))
+            writer.writeheader()
+            writer.writerows(rows_out)
+        (out / f"{name}.rst").write_text(text + "\n")
+        print(text)
     _plot(table, all_models, out / "figure")
-    print(text)
     print(
         f"setup {t_setup:.0f} s, fits {t_fits:.0f} s ({len(todo)} tasks, "
         f"n_jobs={args.n_jobs}); outputs in {out}"
