@@ -475,7 +475,7 @@ def _rst_table(head, lines):
     rule = "  ".join("=" * w for w in widths)
     fmt_line = lambda cells: "  ".join(  # noqa: E731
         c.ljust(w) for c, w in zip(cells, widths, strict=True)
-    )
+    ).rstrip()
     return "\n".join([rule, fmt_line(head), rule, *map(fmt_line, lines), rule])
 
 
