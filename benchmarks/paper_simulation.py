@@ -53,7 +53,8 @@ Timing (2026-12-02, 2-core machine, nothing else running,
 OPENBLAS_NUM_THREADS=1): ``--quick`` took 18 min 37 s with ``--n-jobs 2``
 (1108 s of fits); per fit (median), MWE_1 26 s (S=2) and 49 s (S=8),
 MWE_0.5 77 s and 116 s, Group Lasso 0.4 s and 4.2 s, Lasso 0.2 s and 1.1 s.
-The full run has not been run (an estimate: about 165 hours). Results:
+The full run has not been run: about 290 hours with --n-jobs 2, estimated
+from cold MWE fits at S = 8, 16 and 32. Results and the estimate:
 doc/simulation_results.rst.
 
 Tasks (one per condition, S and trial: simulate once, then fit every model's
