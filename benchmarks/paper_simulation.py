@@ -399,11 +399,12 @@ def _trial_best(fits, metric, pick, independent):
 
 
 def _trial_scores(rows, independent):
-    """The best score of every trial: {(condition, model, S): {metric: {trial:
-    value}}}, with the fit time of the trial's grid under ``"time"``.
+    """Return the best score of every trial over its grid.
 
-    ``independent``: the names of the models whose subjects are tuned one by
-    one (see :func:`_trial_best`).
+    A dict ``{(condition, model, S): {metric: {trial: value}}}``, with the
+    fit time of the trial's grid under ``"time"``. ``independent``: the
+    names of the models whose subjects are tuned one by one (see
+    :func:`_trial_best`).
     """
     fits = {}
     for row in rows:
@@ -422,8 +423,7 @@ def _trial_scores(rows, independent):
 
 
 def _mean_ci(values):
-    """Mean, half-width of its 95 % CI (Student t) and count of the finite
-    values."""
+    """Return the mean, its 95 % CI half-width (Student t) and the count."""
     from scipy.stats import t as student
 
     values = np.asarray(values, dtype=float)
@@ -454,18 +454,24 @@ def _paired(scores, reference="Lasso"):
     The trials share their data across models, so the per-trial difference
     of the best scores is less noisy than the difference of the means: its
     mean, 95 % CI and the number of trials where the model is ahead (higher
-    PR-AUC, lower EMD per source), for PR-AUC and EMD.
+    PR-AUC, lower EMD per source), for PR-AUC and EMD (``{metric}_n``: the
+    trials where both scores are finite).
     """
     table = []
     for (condition, model, n_subjects), entry in sorted(scores.items()):
         ref = scores.get((condition, reference, n_subjects))
         if model == reference or ref is None:
             continue
-        row = dict(condition=condition, model=model, n_subjects=n_subjects)
+        trials = sorted(set(entry["auc"]) & set(ref["auc"]))
+        row = dict(
+            condition=condition,
+            model=model,
+            n_subjects=n_subjects,
+            n_trials=len(trials),
+        )
         for metric, sign in (("auc", 1), ("emd", -1)):
-            trials = sorted(set(entry[metric]) & set(ref[metric]))
             diff = np.array([entry[metric][t] - ref[metric][t] for t in trials])
-            row[metric], row[f"{metric}_ci"], row["n_trials"] = _mean_ci(diff)
+            row[metric], row[f"{metric}_ci"], row[f"{metric}_n"] = _mean_ci(diff)
             row[f"{metric}_ahead"] = int(np.sum(sign * diff > 0))
         table.append(row)
     return table
@@ -504,7 +510,7 @@ def _format_paired(table, reference="Lasso"):
         for metric, digits in (("auc", 3), ("emd", 2)):
             half = row[metric + "_ci"]
             cells.append(f"{row[metric]:+.{digits}f} ± {half:.{digits}f}")
-            cells.append(f"{row[metric + '_ahead']}/{row['n_trials']}")
+            cells.append(f"{row[metric + '_ahead']}/{row[metric + '_n']}")
         lines.append(cells)
     return _rst_table(head, lines)
 
@@ -660,12 +666,13 @@ def main():
     # with other --models included)
     scores = _trial_scores(rows, {m.name for m in all_models if m.independent})
     table, paired = _summarise(scores), _paired(scores)
-    for name, rows_out, text in (
-        ("table", table, _format_table(table)),
-        ("paired", paired, _format_paired(paired) if paired else ""),
+    for name, rows_out, fmt in (
+        ("table", table, _format_table),
+        ("paired", paired, _format_paired),
     ):
-        if not rows_out:
+        if not rows_out:  # paired: no Lasso fits in out
             continue
+        text = fmt(rows_out)
         with open(out / f"{name}.csv", "w", newline="") as fid:
             writer = csv.DictWriter(fid, list(rows_out[0]))
             writer.writeheader()
