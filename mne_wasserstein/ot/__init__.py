@@ -3,7 +3,7 @@
 Arrays only: this subpackage does not import MNE-Python.
 """
 
-from .kernels import BlockDiagonalKernel, KernelOperator, make_kernel
+from .kernels import BlockDiagonalKernel, KernelOperator, SparseKernel, make_kernel
 from .sinkhorn import (
     BarycenterResult,
     SinkhornResult,
@@ -20,6 +20,7 @@ __all__ = [
     "KernelOperator",
     "SinkhornResult",
     "SinkhornState",
+    "SparseKernel",
     "make_kernel",
     "signed_wasserstein",
     "unbalanced_barycenter",
