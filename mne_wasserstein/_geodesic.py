@@ -234,20 +234,62 @@ _LIMIT_MARGIN = 1e-6
 
 
 def _limited_rows(rr, tris, vertices, limit, rows, batch_size=128):
-    """Return the entries (row, col, distance) of rows ``rows`` up to ``limit``."""
+    """Return the rows ``rows`` up to ``limit``: counts, columns, distances.
+
+    The number of entries of each row, then their columns (sorted within
+    each row) and their distances (float64), row after row.
+    """
     graph = _mesh_graph(rr, tris)
-    out_rows, out_cols, out_dist = [], [], []
+    counts, cols, dists = [], [], []
     for batch in _batches(len(rows), batch_size):
         dist = _geodesic_from(graph, vertices[rows[batch]], limit)[:, vertices]
-        r, c = np.nonzero(np.isfinite(dist))  # row-major: sorted by (r, c)
-        out_rows.append(rows[batch][r])
-        out_cols.append(c)
-        out_dist.append(dist[r, c])
-    return (
-        np.concatenate(out_rows),
-        np.concatenate(out_cols),
-        np.concatenate(out_dist),
-    )
+        finite = np.isfinite(dist)
+        r, c = np.nonzero(finite)  # row-major: sorted by (r, c)
+        counts.append(finite.sum(axis=1))
+        cols.append(c.astype(np.int32))
+        dists.append(dist[r, c])
+    return np.concatenate(counts), np.concatenate(cols), np.concatenate(dists)
+
+
+def _keep_entries(csr, keep):
+    """Return ``csr`` without the stored entries where ``keep`` is False."""
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    indptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[keep], minlength=csr.shape[0]), out=indptr[1:])
+    out = sparse.csr_array((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
+    out.has_canonical_format = True  # a subset of a canonical array
+    return out
+
+
+def _symmetrise(dist, max_distance, dtype):
+    """Symmetric, truncated part of canonical CSR edge-path distances.
+
+    Keeps the pairs stored both ways, with the mean of the two distances
+    (in float64, as :func:`_geodesic_distances` does), zero on the diagonal,
+    cast to ``dtype`` and then truncated at ``max_distance`` (compared in
+    ``dtype``). Only sums and selections of ``data``: explicit zeros stay.
+    """
+    transposed = dist.T.tocsr()  # sorted indices, explicit zeros kept
+    if not (
+        np.array_equal(dist.indptr, transposed.indptr)
+        and np.array_equal(dist.indices, transposed.indices)
+    ):
+        # a pair at the limit found from one end only (rounding): keep the
+        # pairs found from both ends, whose keys i * n + j sort alike
+        keys = []
+        for csr in (dist, transposed):
+            rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+            keys.append(rows * csr.shape[0] + csr.indices)
+        dist, transposed = (
+            _keep_entries(dist, np.isin(keys[0], keys[1], assume_unique=True)),
+            _keep_entries(transposed, np.isin(keys[1], keys[0], assume_unique=True)),
+        )
+    data = (dist.data + transposed.data) / 2.0
+    rows = np.repeat(np.arange(dist.shape[0]), np.diff(dist.indptr))
+    data[rows == dist.indices] = 0.0
+    del rows
+    out = sparse.csr_array((data.astype(dtype), dist.indices, dist.indptr), dist.shape)
+    return _keep_entries(out, out.data <= max_distance)
 
 
 def _sparse_geodesic_distances(
@@ -286,34 +328,14 @@ def _sparse_geodesic_distances(
     parts = [
         part for _, part in _map_groups(_limited_rows, args, n_src, n_jobs, progress)
     ]
-    rows = np.concatenate([p[0] for p in parts])
+    indptr = np.zeros(n_src + 1, dtype=np.int64)
+    np.cumsum(np.concatenate([p[0] for p in parts]), out=indptr[1:])
     cols = np.concatenate([p[1] for p in parts])
     dist = np.concatenate([p[2] for p in parts])
     del parts
-    # symmetrise on the pairs found from both ends; the keys i * n + j of the
-    # entries and of their transposes are both sorted (row-major order)
-    key = rows.astype(np.int64) * n_src + cols
-    order = np.argsort(cols.astype(np.int64) * n_src + rows, kind="stable")
-    key_t = cols[order].astype(np.int64) * n_src + rows[order]
-    del rows, cols
-    key, found, found_t = np.intersect1d(
-        key, key_t, assume_unique=True, return_indices=True
-    )
-    dist = (dist[found] + dist[order[found_t]]) / 2.0
-    del found, found_t, order, key_t
-    rows, cols = np.divmod(key, n_src)
-    dist[rows == cols] = 0.0
-    dist = dist.astype(dtype)
-    keep = dist <= max_distance  # in dtype, like the dense result's entries
-    rows, cols, dist = rows[keep], cols[keep], dist[keep]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_src))])
-    index_dtype = np.int32 if len(dist) < np.iinfo(np.int32).max else np.int64
-    out = sparse.csr_array(
-        (dist, cols.astype(index_dtype), indptr.astype(index_dtype)),
-        shape=(n_src, n_src),
-    )
-    out.has_canonical_format = True  # built sorted, without duplicates
-    return out
+    dist = sparse.csr_array((dist, cols, indptr), shape=(n_src, n_src))
+    dist.has_canonical_format = True  # built row by row, sorted columns
+    return _symmetrise(dist, max_distance, dtype)
 
 
 def _sampled_median(meshes, n_sample, seed, dtype=np.float64, batch_size=64):

@@ -14,6 +14,7 @@ from mne_wasserstein._geodesic import (
     _geodesic_distances,
     _sampled_median,
     _sparse_geodesic_distances,
+    _symmetrise,
 )
 from mne_wasserstein.datasets import TEMPLATE
 from mne_wasserstein.datasets._cohort import _template_src
@@ -488,3 +489,27 @@ def test_sparse_geodesic_distances(sphere, n_jobs):
     # exactly equal: Dijkstra stopped at the radius settles the same paths
     np.testing.assert_array_equal(dense, np.where(full <= 30.0, full, np.inf))
     assert np.count_nonzero(rows == truncated.indices) == len(vertices)
+
+
+def test_symmetrise_one_sided_pairs():
+    """A pair found from one end only (at the limit) is dropped."""
+    # (0, 1) both ways, slightly different (rounding); (1, 2) one way only;
+    # (0, 2) both ways but its mean is beyond max_distance
+    dense = np.array(
+        [[0.0, 1.0, 3.0], [1.0 + 1e-15, 0.0, 2.0], [3.5, np.inf, 0.0]],
+    )
+    rows, cols = np.nonzero(np.isfinite(dense))
+    csr = sparse.csr_array((dense[rows, cols], (rows, cols)), shape=(3, 3))
+    out = _symmetrise(csr, 3.0, np.float64)
+    expected = np.array(
+        [
+            [0.0, 1.0 + 0.5e-15, np.inf],
+            [1.0 + 0.5e-15, 0.0, np.inf],
+            [np.inf, np.inf, 0],
+        ]
+    )
+    got = np.full((3, 3), np.inf)
+    out_rows = np.repeat(np.arange(3), np.diff(out.indptr))
+    got[out_rows, out.indices] = out.data
+    np.testing.assert_array_equal(got, expected)
+    assert out.nnz == 5  # the diagonal is stored
