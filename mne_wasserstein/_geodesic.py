@@ -4,7 +4,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
-from .ot._metric import _median64
+from .ot._metric import _median64, _row_indices
 
 
 def _mesh_graph(rr, tris):
@@ -253,7 +253,7 @@ def _limited_rows(rr, tris, vertices, limit, rows, batch_size=128):
 
 def _keep_entries(csr, keep):
     """Return ``csr`` without the stored entries where ``keep`` is False."""
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    rows = _row_indices(csr)
     indptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows[keep], minlength=csr.shape[0]), out=indptr[1:])
     out = sparse.csr_array((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
@@ -278,14 +278,14 @@ def _symmetrise(dist, max_distance, dtype):
         # pairs found from both ends, whose keys i * n + j sort alike
         keys = []
         for csr in (dist, transposed):
-            rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+            rows = _row_indices(csr).astype(np.int64)
             keys.append(rows * csr.shape[0] + csr.indices)
         dist, transposed = (
             _keep_entries(dist, np.isin(keys[0], keys[1], assume_unique=True)),
             _keep_entries(transposed, np.isin(keys[1], keys[0], assume_unique=True)),
         )
     data = (dist.data + transposed.data) / 2.0
-    rows = np.repeat(np.arange(dist.shape[0]), np.diff(dist.indptr))
+    rows = _row_indices(dist)
     data[rows == dist.indices] = 0.0
     del rows
     out = sparse.csr_array((data.astype(dtype), dist.indices, dist.indptr), dist.shape)

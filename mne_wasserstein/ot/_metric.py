@@ -10,6 +10,12 @@ from scipy import sparse
 __all__ = ["GroundMetric"]
 
 
+def _row_indices(csr):
+    """Row of each stored entry of a CSR array (in the dtype of its indices)."""
+    n = csr.shape[0]
+    return np.repeat(np.arange(n, dtype=csr.indices.dtype), np.diff(csr.indptr))
+
+
 def _check_sparse_block(block, n, max_distance):
     """Return ``block`` as a ``csr_array`` after checking the sparse contract."""
     if not sparse.issparse(block) or block.format != "csr":
@@ -20,7 +26,7 @@ def _check_sparse_block(block, n, max_distance):
     block = sparse.csr_array(block)  # shares the arrays, keeps explicit zeros
     if block.shape != (n, n):
         raise ValueError(f"a block of shape {block.shape} does not match {n} vertices")
-    rows = np.repeat(np.arange(n), np.diff(block.indptr))
+    rows = _row_indices(block)
     # canonical: column indices strictly increase within each row (checked
     # here rather than through scipy's cached has_canonical_format flag)
     if not np.all((np.diff(block.indices) > 0) | (np.diff(rows) > 0)):
@@ -231,7 +237,7 @@ class GroundMetric:
         for block in self.blocks:
             if self.is_sparse:
                 # every row stores its diagonal, so no row is empty
-                rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+                rows = _row_indices(block)
                 values = block.data.astype(np.float64)
                 values[rows == block.indices] = np.inf
                 row_min = (
