@@ -251,14 +251,22 @@ def _limited_rows(rr, tris, vertices, limit, rows, batch_size=128):
     return np.concatenate(counts), np.concatenate(cols), np.concatenate(dists)
 
 
+def _csr(data, indices, counts, n):
+    """Canonical (n, n) CSR array from rows given in order, int32 if it fits."""
+    index_dtype = np.int32 if len(data) <= np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(n + 1, dtype=index_dtype)
+    np.cumsum(counts, out=indptr[1:])
+    out = sparse.csr_array(
+        (data, indices.astype(index_dtype, copy=False), indptr), shape=(n, n)
+    )
+    out.has_canonical_format = True  # rows in order, columns sorted
+    return out
+
+
 def _keep_entries(csr, keep):
     """Return ``csr`` without the stored entries where ``keep`` is False."""
-    rows = _row_indices(csr)
-    indptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows[keep], minlength=csr.shape[0]), out=indptr[1:])
-    out = sparse.csr_array((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
-    out.has_canonical_format = True  # a subset of a canonical array
-    return out
+    counts = np.bincount(_row_indices(csr)[keep], minlength=csr.shape[0])
+    return _csr(csr.data[keep], csr.indices[keep], counts, csr.shape[0])
 
 
 def _symmetrise(dist, max_distance, dtype):
@@ -289,6 +297,7 @@ def _symmetrise(dist, max_distance, dtype):
     data[rows == dist.indices] = 0.0
     del rows
     out = sparse.csr_array((data.astype(dtype), dist.indices, dist.indptr), dist.shape)
+    del data, dist, transposed
     return _keep_entries(out, out.data <= max_distance)
 
 
@@ -328,14 +337,11 @@ def _sparse_geodesic_distances(
     parts = [
         part for _, part in _map_groups(_limited_rows, args, n_src, n_jobs, progress)
     ]
-    indptr = np.zeros(n_src + 1, dtype=np.int64)
-    np.cumsum(np.concatenate([p[0] for p in parts]), out=indptr[1:])
+    counts = np.concatenate([p[0] for p in parts])
     cols = np.concatenate([p[1] for p in parts])
     dist = np.concatenate([p[2] for p in parts])
     del parts
-    dist = sparse.csr_array((dist, cols, indptr), shape=(n_src, n_src))
-    dist.has_canonical_format = True  # built row by row, sorted columns
-    return _symmetrise(dist, max_distance, dtype)
+    return _symmetrise(_csr(dist, cols, counts, n_src), max_distance, dtype)
 
 
 def _sampled_median(meshes, n_sample, seed, dtype=np.float64, batch_size=64):
