@@ -233,13 +233,12 @@ def _geodesic_distances(
 _LIMIT_MARGIN = 1e-6
 
 
-def _limited_rows(rr, tris, vertices, limit, rows, batch_size=128):
+def _limited_rows(graph, vertices, limit, rows, batch_size=128):
     """Return the rows ``rows`` up to ``limit``: counts, columns, distances.
 
     The number of entries of each row, then their columns (sorted within
     each row) and their distances (float64), row after row.
     """
-    graph = _mesh_graph(rr, tris)
     counts, cols, dists = [], [], []
     for batch in _batches(len(rows), batch_size):
         dist = _geodesic_from(graph, vertices[rows[batch]], limit)[:, vertices]
@@ -333,7 +332,7 @@ def _sparse_geodesic_distances(
     rr, tris, vertices = _check_mesh(rr, tris, vertices)
     n_src = len(vertices)
     limit = max_distance * (1.0 + _LIMIT_MARGIN)
-    args = (rr, tris, vertices, limit)
+    args = (_mesh_graph(rr, tris), vertices, limit)  # one graph for all groups
     parts = [
         part for _, part in _map_groups(_limited_rows, args, n_src, n_jobs, progress)
     ]
@@ -384,8 +383,9 @@ def _sampled_median(meshes, n_sample, seed, dtype=np.float64, batch_size=64):
         rr, tris, vertices = _check_mesh(rr, tris, vertices)
         rows = np.sort(drawn[(drawn >= starts[h]) & (drawn < starts[h + 1])])
         rows -= starts[h]
+        graph = _mesh_graph(rr, tris)
         for batch in _batches(len(rows), batch_size):
-            dist = _distance_rows(rr, tris, vertices, "dijkstra", rows[batch])
+            dist = _geodesic_from(graph, vertices[rows[batch]])[:, vertices]
             dist[np.arange(len(batch)), rows[batch]] = np.nan  # the source itself
             dist = dist.astype(dtype)
             values.append(dist[np.isfinite(dist)])
