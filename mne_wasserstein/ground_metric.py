@@ -165,18 +165,19 @@ def compute_ground_metric(
         number of sources within the radius. Unstored entries mean "farther
         than ``max_distance``" (no transport); the diagonal is stored, with
         explicit zeros (see :class:`GroundMetric` for the contract). Needs
-        ``method="dijkstra"``. On the template's ico5 source space (2 x
-        10242 sources), 40 mm keeps 7 percent of the pairs (about 700 per
-        source). The stored entries cannot give :meth:`GroundMetric.median`
-        (they miss every distance above the radius): it is estimated from
-        the full Dijkstra rows of 400 sources drawn uniformly without
-        replacement from all the sources (``numpy.random.default_rng(0)``;
-        every row when there are fewer sources), each row giving the
-        distances to the other sources of its hemisphere. On the template's
-        ico4 source space (2 x 2562 sources) this estimate is 0.30 percent
-        above the exact median (114.2 mm); over seeds 0 to 9 its error is
-        0.23 percent root-mean-square, 0.38 percent at most
-        (``benchmarks/bench_ground_metric.py``).
+        ``method="dijkstra"``. On the template's ico5 source space
+        (2 x 10242 sources), 40 mm keeps 6.7 percent of the pairs (686 per
+        source on average, 1095 at most): 113 MB instead of 840 MB in
+        float32. The stored entries cannot give
+        :meth:`GroundMetric.median` (they miss every distance above the
+        radius): it is estimated from the full Dijkstra rows of 400 sources
+        drawn uniformly without replacement from all the sources
+        (``numpy.random.default_rng(0)``; every row when there are fewer
+        sources), each row giving the distances to the other sources of its
+        hemisphere. On the template's ico4 source space (2 x 2562 sources)
+        this estimate is 0.30 percent above the exact median (114.2 mm);
+        over seeds 0 to 9 its error is 0.23 percent root-mean-square, 0.38
+        percent at most (``benchmarks/bench_ground_metric.py``).
     dtype : dtype
         The dtype of the blocks (float32 halves the memory).
     %(n_jobs)s

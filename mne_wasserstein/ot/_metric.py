@@ -101,10 +101,15 @@ class GroundMetric:
         structure and values, the stored entries are the distances
         ``<= max_distance``, the diagonal is stored explicitly with value
         ``0.0``, and an entry that is not stored means "farther than
-        ``max_distance``" (``+inf``: no transport), never 0. Beware that some
-        scipy operations (sums and products of sparse arrays,
-        ``eliminate_zeros``) drop explicit zeros and so lose the diagonal:
-        take ``block.data``, ``block.indices``, ``block.indptr`` instead.
+        ``max_distance``" (``+inf``: no transport), never 0. The contract is
+        checked here (a ``ValueError`` otherwise), in O(nnz). Beware that
+        some scipy operations (sums and element-wise products of sparse
+        arrays, ``eliminate_zeros``) drop explicit zeros and so lose the
+        diagonal: work on ``block.data``, ``block.indices`` and
+        ``block.indptr`` instead (transposition, ``astype``, row slicing,
+        ``save_npz``/``load_npz`` keep them).
+        :func:`~mne_wasserstein.compute_ground_metric` gives ``dtype`` data
+        (float32 by default) and int32 indices.
     vertices : list of array of int, shape (n_sources_h,)
         The vertex numbers (of the full surface) of the sources of each
         block, in the order of the rows of the block (``src[h]["vertno"]``).
