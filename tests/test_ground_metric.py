@@ -398,6 +398,7 @@ def test_distances(ico4_metrics):
     )
     # the evaluation metrics read the same submatrices
     np.testing.assert_array_equal(_Costs(gm, gm.n_sources)(rows, cols), truncated)
+    assert gm.distances([], cols).shape == (0, len(cols))
     with pytest.raises(ValueError, match="rows must be in"):
         gm.distances([gm.n_sources], [0])
     with pytest.raises(TypeError, match="cols must be a 1D array"):

@@ -294,6 +294,7 @@ class GroundMetric:
                 raise TypeError(f"{name} must be a 1D array of source indices")
             if idx.size and (idx.min() < 0 or idx.max() >= self.n_sources):
                 raise ValueError(f"{name} must be in [0, {self.n_sources - 1}]")
+        rows, cols = rows.astype(np.int64), cols.astype(np.int64)  # also if empty
         starts = np.cumsum([0, *(len(v) for v in self.vertices)])
         block_r = np.searchsorted(starts, rows, side="right") - 1
         block_c = np.searchsorted(starts, cols, side="right") - 1
