@@ -3,6 +3,7 @@
 Arrays only: this subpackage does not import MNE-Python.
 """
 
+from ._metric import GroundMetric
 from .kernels import BlockDiagonalKernel, KernelOperator, SparseKernel, make_kernel
 from .sinkhorn import (
     BarycenterResult,
@@ -17,6 +18,7 @@ from .virtual import VirtualPointKernel
 __all__ = [
     "BarycenterResult",
     "BlockDiagonalKernel",
+    "GroundMetric",
     "KernelOperator",
     "SinkhornResult",
     "SinkhornState",
