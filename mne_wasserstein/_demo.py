@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import numpy as np
-from mne import Report
+from mne import Report, SourceEstimate
 from mne.inverse_sparse import mixed_norm
 from mne.utils import ProgressBar, logger, verbose
 
@@ -45,6 +45,14 @@ def _irmxne_lh(sim, s, cohort, alpha):
         cohort.subjects_dir,
     )
     return rows[order]
+
+
+def _template_stc(coef_lh, cohort, time):
+    """Return a left-hemisphere estimate in template order on the template."""
+    vertices = [cohort.src_ref[0]["vertno"], np.zeros(0, int)]
+    return SourceEstimate(
+        coef_lh[:, np.newaxis], vertices, time, 1.0, subject=cohort.subject_ref
+    )
 
 
 @verbose
@@ -122,7 +130,7 @@ def run_demo(
     sim = simulate_group_evokeds(cohort, hemi="lh", random_state=random_state)
     src_lh = cohort.src_ref[:1]
     ground_metric = compute_ground_metric(src_lh, subjects_dir=cohort.subjects_dir)
-    n_lh, n_total = src_lh[0]["nuse"], sum(s["nuse"] for s in cohort.src_ref)
+    n_lh = src_lh[0]["nuse"]
     logger.info("3/4 solving each subject alone with irMxNE")
     est = {"irMxNE": np.zeros((n_subjects, n_lh))}
     for s in ProgressBar(range(n_subjects), mesg="irMxNE"):
@@ -150,15 +158,15 @@ def run_demo(
             times=[sim.peak_time], ch_type="mag", show=False
         )
         report.add_figure(fig, title=f"{subject}: sensors at the peak", section=subject)
-        coefs = np.zeros((3, n_total))
-        coefs[0] = sim.coef[s]
-        coefs[1, :n_lh], coefs[2, :n_lh] = est["irMxNE"][s], est["MWE_0.5"][s]
+        stcs = [sim.stcs_template[s]] + [
+            _template_stc(est[k][s], cohort, sim.peak_time) for k in est
+        ]
         fig = plot_sources_2d(
-            coefs,
-            cohort.src_ref,
+            stcs,
             subjects_dir=cohort.subjects_dir,
             subject=cohort.subject_ref,
             labels=["true", "irMxNE", "MWE_0.5"],
+            threshold=0.0,
             title=", ".join(
                 f"{k}: {counts[k][s]} sources, {errors[k][s]:.1f} mm" for k in est
             ),

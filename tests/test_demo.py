@@ -1,8 +1,4 @@
-import numpy as np
-import pytest
-
 from mne_wasserstein.__main__ import main
-from mne_wasserstein.viz import plot_sources_2d
 
 
 def test_demo_command(cohort_meg, tmp_path, capsys):
@@ -28,25 +24,3 @@ def test_demo_command(cohort_meg, tmp_path, capsys):
     assert f"Report written to {report}" in out
     html = report.read_text()
     assert "true vs estimated sources" in html
-
-
-def test_plot_sources_2d(cohort_meg):
-    n = sum(s["nuse"] for s in cohort_meg.src_ref)
-    coef = np.zeros((2, n))
-    coef[0, [3, n - 5]] = [1.0, -2.0]
-    fig = plot_sources_2d(
-        coef,
-        cohort_meg.src_ref,
-        subjects_dir=cohort_meg.subjects_dir,
-        subject=cohort_meg.subject_ref,
-        labels=["a", "b"],
-        title="t",
-    )
-    assert len(fig.axes) == 2
-    with pytest.raises(ValueError, match="columns"):
-        plot_sources_2d(
-            coef[:, :10],
-            cohort_meg.src_ref,
-            subjects_dir=cohort_meg.subjects_dir,
-            subject=cohort_meg.subject_ref,
-        )
