@@ -1,20 +1,37 @@
-"""The demo: a synthetic group study solved subject by subject, as a report."""
+"""The demo: a synthetic group study, MWE against MNE's irMxNE, as a report."""
 
+import html
 from pathlib import Path
 
 import numpy as np
 from mne import Report, SourceEstimate
 from mne.inverse_sparse import mixed_norm
-from mne.utils import ProgressBar, logger, verbose
+from mne.utils import ProgressBar, logger, use_log_level, verbose
 
+from .__main__ import ORACLE_ALPHAS, REPORT_NAME, SPACINGS
 from .datasets import make_cohort
 from .ground_metric import compute_ground_metric
 from .inverse import apply_mwe
 from .inverse._align import _aligned_order
 from .metrics import localization_error
 from .simulation import simulate_group_evokeds
-from .utils import get_data_dir
-from .viz import plot_sources_2d
+from .viz import plot_barycenter, plot_group_sources
+
+
+def _check_demo_params(n_subjects, spacing, irmxne_alpha, mwe_alpha, beta):
+    """Validate the demo's parameters before any work."""
+    if not isinstance(n_subjects, int) or n_subjects < 2:
+        raise ValueError(f"n_subjects must be an int >= 2, got {n_subjects!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    if irmxne_alpha != "sure" and not 0 < float(irmxne_alpha) < 100:
+        raise ValueError(
+            f"irmxne_alpha must be 'sure' or in (0, 100), got {irmxne_alpha!r}"
+        )
+    if not 0 < mwe_alpha < 1:
+        raise ValueError(f"mwe_alpha must be in (0, 1), got {mwe_alpha!r}")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta!r}")
 
 
 def _irmxne_lh(sim, s, cohort, alpha):
@@ -55,51 +72,98 @@ def _template_stc(coef_lh, cohort, time):
     )
 
 
+def _snapshot(fig):
+    """Return a Brain's screenshot (closing it), or the matplotlib figure."""
+    if hasattr(fig, "screenshot"):
+        img = fig.screenshot()
+        fig.close()
+        return img
+    return fig
+
+
+def _table(header, rows):
+    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return f'<table class="table table-sm"><tr>{cells}</tr>{body}</table>'
+
+
+def _per_source_rows(true, est, ground_metric, subjects):
+    """Rows: per subject and true source, its distance to each estimate (mm)."""
+    dist = ground_metric.blocks[0]
+    rows = []
+    for s, subject in enumerate(subjects):
+        for j in np.flatnonzero(true[s]):
+            row = [subject, j]
+            for x in est.values():
+                found = np.flatnonzero(x[s])
+                row.append(f"{dist[j, found].min():.1f}" if len(found) else "-")
+            rows.append(row)
+    return rows
+
+
 @verbose
 def run_demo(
     n_subjects=3,
     *,
     spacing="ico4",
-    alpha=20.0,
+    irmxne_alpha="sure",
     mwe_alpha=0.05,
     beta=0.03,
-    output=None,
+    out=None,
     subjects_dir=None,
     random_state=0,
     n_jobs=None,
     verbose=None,
 ):
-    """Run the demo and return the path of its HTML report.
+    """Run the demo and write its HTML report.
 
     Builds a synthetic MEG cohort, simulates a group response in the left
-    hemisphere with the MWE paper's protocol, and solves it twice on the
-    left hemisphere (the same depth weighting, 0.9): each subject alone with
-    MNE's irMxNE (:func:`mne.inverse_sparse.mixed_norm`, 5 reweighting
-    steps), the single-subject baseline, and all subjects jointly with
-    MWE_0.5 (:func:`mne_wasserstein.apply_mwe`). Writes an
-    :class:`mne.Report` with sensor topographies and true vs estimated
-    sources, and the localisation error of both (mean geodesic distance
-    from a true source to the closest estimated one).
+    hemisphere with the MWE paper's protocol (5 sources, half of the
+    subjects sharing their locations, SNR 4), and solves it on the left
+    hemisphere with the same depth weighting (0.9) in two ways: each subject
+    alone with MNE's irMxNE (:func:`mne.inverse_sparse.mixed_norm`, 5
+    reweighting steps), the single-subject baseline, and all subjects
+    jointly with MWE_0.5 (:func:`mne_wasserstein.apply_mwe`).
+
+    irMxNE's alpha is chosen as a user would: by default with MNE's own
+    data-driven rule, Stein's unbiased risk estimate (``alpha="sure"`` of
+    :func:`mne.inverse_sparse.mixed_norm`), per subject. The oracle, the
+    alpha of ``ORACLE_ALPHAS`` with the smallest localisation error per
+    subject (it needs the truth, so no user can reach it), is reported too.
+
+    The report (an :class:`mne.Report`) has the parameters, the
+    localisation errors (mean geodesic distance from a true source to the
+    closest estimated one), the MWE convergence, brain snapshots of the
+    truth, of each method and of the barycenter (3D with the ``viz`` extra
+    and a display, else matplotlib), and each subject's sensor topography.
 
     Parameters
     ----------
     n_subjects : int
-        The number of subjects.
+        The number of subjects (>= 2).
     spacing : str
-        The source spacing.
-    alpha : float
-        The regularisation of ``mixed_norm`` (in [0, 100)).
-    mwe_alpha, beta : float
-        The regularisation and transport weight of MWE (relative to
-        ``alpha_max``, see :func:`mne_wasserstein.apply_mwe`).
-    output : path-like | None
-        The folder of the report (default: ``<data folder>/demo``).
+        The source spacing, one of ``SPACINGS``.
+    irmxne_alpha : ``"sure"`` | float
+        irMxNE's alpha on MNE's scale (in (0, 100), percent of its
+        ``alpha_max``), or ``"sure"``.
+    mwe_alpha : float
+        MWE's regularisation, in (0, 1), relative to its ``alpha_max`` (see
+        :func:`mne_wasserstein.apply_mwe`).
+    beta : float
+        MWE's transport weight (> 0).
+    out : path-like | None
+        The report file or the folder to write it into (default: the
+        current folder); the file is ``mne_wasserstein_demo.html`` unless
+        ``out`` ends in ``.html``.
     subjects_dir : path-like | None
         Where the template and subjects live (default: the data folder).
     random_state : int
         The seed of the cohort and the simulation.
     n_jobs : int | None
-        Parallel jobs to build the cohort.
+        Parallel jobs to build the cohort and fit MWE.
     verbose : bool | str | int | None
         Verbosity (see :func:`mne.verbose`).
 
@@ -110,14 +174,17 @@ def run_demo(
     summary : str
         A summary (one line per method).
     """
+    _check_demo_params(n_subjects, spacing, irmxne_alpha, mwe_alpha, beta)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    output = Path(output) if output is not None else get_data_dir() / "demo"
-    output.mkdir(parents=True, exist_ok=True)
-    logger.info("1/4 building the synthetic cohort")
+    out = Path.cwd() if out is None else Path(out)
+    path = out if out.suffix == ".html" else out / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    logger.info("1/5 building the synthetic cohort")
     cohort = make_cohort(
         n_subjects,
         spacing=spacing,
@@ -126,17 +193,33 @@ def run_demo(
         random_state=random_state,
         n_jobs=n_jobs,
     )
-    logger.info("2/4 simulating a group response (paper 001, section 5.1)")
+    logger.info("2/5 simulating a group response (paper 001, section 5.1)")
     sim = simulate_group_evokeds(cohort, hemi="lh", random_state=random_state)
     src_lh = cohort.src_ref[:1]
     ground_metric = compute_ground_metric(src_lh, subjects_dir=cohort.subjects_dir)
     n_lh = src_lh[0]["nuse"]
-    logger.info("3/4 solving each subject alone with irMxNE")
-    est = {"irMxNE": np.zeros((n_subjects, n_lh))}
-    for s in ProgressBar(range(n_subjects), mesg="irMxNE"):
-        est["irMxNE"][s] = _irmxne_lh(sim, s, cohort, alpha)
-    logger.info("4/4 solving all subjects jointly with MWE_0.5")
-    est["MWE_0.5"] = apply_mwe(
+    true = sim.coef[:, :n_lh]
+
+    logger.info(f"3/5 solving each subject alone with irMxNE (alpha={irmxne_alpha})")
+    irmxne = np.array(
+        [
+            _irmxne_lh(sim, s, cohort, irmxne_alpha)
+            for s in ProgressBar(range(n_subjects), mesg="irMxNE per subject")
+        ]
+    )
+    logger.info(f"4/5 irMxNE oracle: alpha in {ORACLE_ALPHAS} with the truth")
+    grid = np.array(
+        [
+            [_irmxne_lh(sim, s, cohort, a) for s in range(n_subjects)]
+            for a in ProgressBar(ORACLE_ALPHAS, mesg="irMxNE oracle alphas")
+        ]
+    )
+    grid_errors = np.array([localization_error(true, g, ground_metric) for g in grid])
+    best = np.argmin(np.nan_to_num(grid_errors, nan=np.inf), axis=0)
+    oracle = grid[best, np.arange(n_subjects)]
+
+    logger.info("5/5 solving all subjects jointly with MWE_0.5")
+    result = apply_mwe(
         sim.evokeds,
         sim.forward,
         sim.noise_cov,
@@ -147,34 +230,14 @@ def run_demo(
         ground_metric=ground_metric,
         time=sim.peak_time,
         n_jobs=n_jobs,
-    ).coef
-    true = sim.coef[:, :n_lh]
+    )
+    est = {
+        f"irMxNE (alpha={irmxne_alpha})": irmxne,
+        "irMxNE (oracle alpha)": oracle,
+        "MWE_0.5": result.coef,
+    }
     errors = {k: localization_error(true, v, ground_metric) for k, v in est.items()}
     counts = {k: np.count_nonzero(v, axis=1) for k, v in est.items()}
-
-    report = Report(title="mne-wasserstein demo: MWE_0.5 and the irMxNE baseline")
-    for s, subject in enumerate(cohort.subjects):
-        fig = sim.evokeds[s].plot_topomap(
-            times=[sim.peak_time], ch_type="mag", show=False
-        )
-        report.add_figure(fig, title=f"{subject}: sensors at the peak", section=subject)
-        stcs = [sim.stcs_template[s]] + [
-            _template_stc(est[k][s], cohort, sim.peak_time) for k in est
-        ]
-        fig = plot_sources_2d(
-            stcs,
-            subjects_dir=cohort.subjects_dir,
-            subject=cohort.subject_ref,
-            labels=["true", "irMxNE", "MWE_0.5"],
-            threshold=0.0,
-            title=", ".join(
-                f"{k}: {counts[k][s]} sources, {errors[k][s]:.1f} mm" for k in est
-            ),
-        )
-        report.add_figure(
-            fig, title=f"{subject}: true vs estimated sources", section=subject
-        )
-        plt.close("all")
     summary = "\n".join(
         f"{name}: {counts[name].min()}-{counts[name].max()} sources per subject "
         f"for {len(sim.centers)} true ones; localisation error (mean distance from "
@@ -182,7 +245,99 @@ def run_demo(
         for name in est
     )
     summary = f"{n_subjects} subjects, left hemisphere\n{summary}"
-    report.add_html(f"<pre>{summary}</pre>", title="Summary")
-    path = output / "report.html"
-    report.save(path, overwrite=True, open_browser=False, verbose=False)
+
+    with use_log_level("warning"):
+        report = Report(title="mne-wasserstein demo: MWE_0.5 and MNE's irMxNE")
+        report.add_html(
+            _table(
+                ["method", "sources per subject", "error per subject (mm)", "mean"],
+                [
+                    [
+                        k,
+                        ", ".join(map(str, counts[k])),
+                        ", ".join(f"{e:.1f}" for e in errors[k]),
+                        f"{np.nanmean(errors[k]):.1f} mm",
+                    ]
+                    for k in est
+                ],
+            ),
+            title="Localisation errors",
+        )
+        report.add_html(
+            _table(
+                ["subject", "true source (template index)", *est],
+                _per_source_rows(true, est, ground_metric, cohort.subjects),
+            ),
+            title="Distance from each true source to the closest estimate (mm)",
+        )
+        params = [
+            ["subjects", n_subjects],
+            ["spacing", spacing],
+            ["seed", random_state],
+            ["true sources", len(sim.centers)],
+            ["measured SNR", f"{sim.snr:.2f}"],
+            ["time fitted (s)", f"{sim.peak_time:.3f}"],
+            ["irMxNE alpha (MNE's % of alpha_max)", irmxne_alpha],
+            ["irMxNE oracle alpha per subject", [ORACLE_ALPHAS[b] for b in best]],
+            ["MWE alpha (relative to alpha_max)", mwe_alpha],
+            ["MWE beta", beta],
+        ]
+        params += [[f"MWE {k}", v] for k, v in result.params.items()]
+        report.add_html(_table(["parameter", "value"], params), title="Parameters")
+        fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+        ax.plot(np.arange(1, len(result.objective) + 1), result.objective, "o-")
+        ax.set(
+            xlabel="outer iteration",
+            ylabel="objective (solver units)",
+            title="MWE_0.5 convergence",
+        )
+        report.add_figure(
+            fig,
+            title="MWE convergence",
+            caption="The objective after each outer iteration; each reweighting "
+            "round of q = 0.5 changes the weights, hence the objective: the steps.",
+        )
+        labels = list(cohort.subjects)
+        brains = {
+            "truth": (sim.stcs, None),
+            f"irMxNE (alpha={irmxne_alpha})": (
+                [_template_stc(x, cohort, sim.peak_time) for x in irmxne],
+                None,
+            ),
+            "irMxNE (oracle alpha)": (
+                [_template_stc(x, cohort, sim.peak_time) for x in oracle],
+                None,
+            ),
+            "MWE_0.5 and its barycenter": (result.stcs, result.stc_bar),
+        }
+        for title, (stcs, stc_bar) in brains.items():
+            fig = plot_group_sources(
+                stcs,
+                stc_bar,
+                subject=cohort.subject_ref,
+                subjects_dir=cohort.subjects_dir,
+                labels=labels,
+                threshold=0.0,
+                show=False,
+            )
+            report.add_figure(_snapshot(fig), title=title, section="Sources")
+            plt.close("all")
+        fig = plot_barycenter(
+            result.stc_bar,
+            subject=cohort.subject_ref,
+            subjects_dir=cohort.subjects_dir,
+            show=False,
+        )
+        report.add_figure(
+            _snapshot(fig),
+            title="MWE barycenter (above 10 % of its peak)",
+            section="Sources",
+        )
+        for s, subject in enumerate(cohort.subjects):
+            fig = sim.evokeds[s].plot_topomap(
+                times=[sim.peak_time], ch_type="mag", show=False, size=2.5
+            )
+            report.add_figure(fig, title=f"{subject}: sensors at the peak")
+            plt.close("all")
+        report.save(path, overwrite=True, open_browser=False)
     return path, summary

@@ -409,7 +409,7 @@ def _draw_3d(foci, bar, labels, subject, subjects_dir, threshold, views, size, s
                 )
         brain.add_text(
             0.02,
-            0.94 - 0.06 * k,
+            0.88 - 0.07 * k,
             labels[k],
             name=f"legend {k}",
             color=color,
