@@ -6,6 +6,8 @@ pyvistaqt and a Qt binding, and a display, real or virtual such as Xvfb);
 where no 3D backend can start.
 """
 
+import ctypes
+import ctypes.util
 import os
 import sys
 from functools import lru_cache
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from mne import read_surface
-from mne.utils import logger, verbose
+from mne.utils import logger, use_log_level, verbose
 from scipy.spatial import cKDTree
 
 from ._docs import docdict
@@ -205,13 +207,27 @@ def _labels(stcs, labels):
 
 
 def _display_available():
-    """Whether Qt can open windows: a display, or an existing QApplication."""
-    if sys.platform != "linux":
-        return True
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return True
+    """Whether Qt can open windows: an existing QApplication, or a display."""
     qt = sys.modules.get("qtpy.QtWidgets")
-    return qt is not None and qt.QApplication.instance() is not None
+    if qt is not None and qt.QApplication.instance() is not None:
+        return True
+    if sys.platform != "linux" or os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    if not os.environ.get("DISPLAY"):
+        return False
+    # an X display that does not answer (e.g. a stale DISPLAY) makes Qt abort
+    try:
+        x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    except OSError:
+        return False
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        return False
+    x11.XCloseDisplay(display)
+    return True
 
 
 def _start_3d(backend):
@@ -225,7 +241,7 @@ def _start_3d(backend):
     else:
         if _display_available():
             return None
-        reason = "no display (set DISPLAY, e.g. under Xvfb)"
+        reason = "no display (set DISPLAY to a running X server, e.g. Xvfb)"
     if backend == "pyvistaqt":
         raise RuntimeError(
             f"Cannot draw in 3D: {reason}. Install the viz extra "
@@ -355,19 +371,21 @@ def _draw_3d(foci, bar, labels, subject, subjects_dir, threshold, views, size, s
     from mne.viz import Brain
 
     hemis = _shown_hemis(foci, bar, threshold)
-    brain = Brain(
-        subject,
-        hemi=hemis[0] if len(hemis) == 1 else "split",
-        surf="inflated",
-        subjects_dir=subjects_dir,
-        views=views,
-        view_layout="horizontal",
-        size=(800, 300 * len(hemis)) if size is None else size,
-        background="white",
-        cortex="low_contrast",
-        theme="light",
-        show=show,
-    )
+    # Brain's info messages (Qt theme detection, Talairach transform) are noise here
+    with use_log_level("warning"):
+        brain = Brain(
+            subject,
+            hemi=hemis[0] if len(hemis) == 1 else "split",
+            surf="inflated",
+            subjects_dir=subjects_dir,
+            views=views,
+            view_layout="horizontal",
+            size=(800, 300 * len(hemis)) if size is None else size,
+            background="white",
+            cortex="low_contrast",
+            theme="light",
+            show=show,
+        )
     if bar is not None:
         values, peak = bar
         for hemi in hemis:

@@ -1,6 +1,7 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -147,6 +148,16 @@ def test_sources_2d(sim, cohort_meg):
     fig = plot_sources_2d([], **kwargs)
     assert len(fig.axes) == 2
     plt.close(fig)
+
+
+def test_display_check(monkeypatch):
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delitem(sys.modules, "qtpy.QtWidgets", raising=False)  # no Qt app
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert not viz._display_available()
+    # an X display that nobody serves
+    monkeypatch.setenv("DISPLAY", ":4242")
+    assert not viz._display_available()
 
 
 def test_fallback(sim, cohort_meg, monkeypatch):
