@@ -305,13 +305,19 @@ def plot_group_sources(
     labels = _labels(stcs, labels)
     bar = None if stc_bar is None else _bar_values(stc_bar, subject, time)
     reason = "matplotlib requested" if backend == "matplotlib" else _start_3d(backend)
-    if reason is not None:
-        logger.info(f"Drawing with matplotlib: {reason}")
-        return _draw_2d(
-            foci, bar, labels, subject, subjects_dir, threshold, None, None, size
-        )
-    return _draw_3d(
-        foci, bar, labels, subject, subjects_dir, threshold, views, size, show
+    if reason is None:
+        hemis = _shown_hemis(foci, bar, threshold)
+        try:
+            brain = _new_brain(subject, subjects_dir, hemis, views, size, show)
+        except RuntimeError as exc:  # e.g. Qt finds no display after all
+            if backend == "pyvistaqt":
+                raise
+            reason = f"the 3D figure did not start ({exc})"
+        else:
+            return _draw_3d(brain, hemis, foci, bar, labels, threshold)
+    logger.info(f"Drawing with matplotlib: {reason}")
+    return _draw_2d(
+        foci, bar, labels, subject, subjects_dir, threshold, None, None, size
     )
 
 
@@ -367,13 +373,12 @@ def plot_barycenter(
     )
 
 
-def _draw_3d(foci, bar, labels, subject, subjects_dir, threshold, views, size, show):
+def _new_brain(subject, subjects_dir, hemis, views, size, show):
     from mne.viz import Brain
 
-    hemis = _shown_hemis(foci, bar, threshold)
     # Brain's info messages (Qt theme detection, Talairach transform) are noise here
     with use_log_level("warning"):
-        brain = Brain(
+        return Brain(
             subject,
             hemi=hemis[0] if len(hemis) == 1 else "split",
             surf="inflated",
@@ -386,6 +391,9 @@ def _draw_3d(foci, bar, labels, subject, subjects_dir, threshold, views, size, s
             theme="light",
             show=show,
         )
+
+
+def _draw_3d(brain, hemis, foci, bar, labels, threshold):
     if bar is not None:
         values, peak = bar
         for hemi in hemis:

@@ -168,6 +168,18 @@ def test_fallback(sim, cohort_meg, monkeypatch):
     plt.close(fig)
     with pytest.raises(RuntimeError, match="Cannot draw in 3D.*viz extra"):
         plot_group_sources(sim.stcs, backend="pyvistaqt", **kwargs)
+    # Qt fails to start after all (e.g. the display went away)
+    monkeypatch.setattr(viz, "_start_3d", lambda backend: None)
+
+    def no_brain(*args):
+        raise RuntimeError("Cannot connect to a valid display")
+
+    monkeypatch.setattr(viz, "_new_brain", no_brain)
+    fig = plot_group_sources(sim.stcs, backend="auto", **kwargs)
+    assert isinstance(fig, plt.Figure)
+    plt.close(fig)
+    with pytest.raises(RuntimeError, match="valid display"):
+        plot_group_sources(sim.stcs, backend="pyvistaqt", **kwargs)
 
 
 def test_validation(sim, cohort_meg):
