@@ -19,11 +19,11 @@ def sim(cohort_meg):
     return simulate_group_evokeds(cohort_meg, hemi="lh", random_state=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def display():
     """A display for Qt: the one set, else a virtual one (Xvfb) if installed."""
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
+    if viz._display_available():
+        yield os.environ.get("DISPLAY")
         return
     if shutil.which("Xvfb") is None:
         pytest.skip("no display and no Xvfb: 3D rendering cannot start")
@@ -36,16 +36,23 @@ def display():
     os.close(write_fd)
     with os.fdopen(read_fd) as f:
         number = f.readline().strip()
+    if not number:
+        proc.wait()
+        pytest.skip("Xvfb did not start")
+    previous = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = f":{number}"
     try:
         yield os.environ["DISPLAY"]
     finally:
-        del os.environ["DISPLAY"]
+        if previous is None:
+            del os.environ["DISPLAY"]
+        else:
+            os.environ["DISPLAY"] = previous
         proc.terminate()
         proc.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def renderer(display):
     """MNE's pyvistaqt backend on the display; skip if it cannot load."""
     pytest.importorskip("pyvistaqt")
@@ -143,6 +150,12 @@ def test_sources_2d(sim, cohort_meg):
     colours = [h.get_color() for h in legend.legend_handles][: len(sim.stcs)]
     np.testing.assert_allclose(colours, viz._colors(len(sim.stcs)))
     assert [t.get_text() for t in legend.get_texts()][:2] == cohort_meg.subjects[:2]
+    plt.close(fig)
+    # axes given: one per hemisphere drawn
+    fig, axes = plt.subplots(1, 2)
+    with pytest.raises(ValueError, match="1 axes"):
+        plot_sources_2d(sim.stcs, axes=axes, **kwargs)
+    assert plot_sources_2d(sim.stcs, axes=axes[:1], **kwargs) is fig
     plt.close(fig)
     # with no sources, both hemispheres are drawn
     fig = plot_sources_2d([], **kwargs)
