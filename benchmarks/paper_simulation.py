@@ -51,6 +51,9 @@ leadfields::
         --conditions different --models Lasso MWE_0.5 MWE_0.5-paper-eps \
         --anatomy template individual exaggerated
 
+in the folder of the main run: run with ``--anatomy individual``, the main
+run's fits at S = 8 and 32 are the sweep's at that level.
+
 Outputs (in ``--out``): ``fits/LEVEL/*.csv`` (one file per anatomy level,
 condition, S, trial and model: every grid point and subject; LEVEL is
 ``default`` without ``--anatomy``; a finished file is never recomputed, so
@@ -82,11 +85,19 @@ cohort from their own data cache; start them with one thread each, e.g.
 Every task runs with one BLAS and one numba thread, and the CSV files are
 written by this process: the results do not depend on the backend.
 
-Timing: the last ``--quick`` (before this protocol: 6 alphas for the
+Timing: the last ``--quick`` of the earlier protocol (6 alphas for the
 baselines, one point for MWE at 1 mm, 3 trials) took 18 min 37 s on the
-2-core machine (``--n-jobs 2``, 2026-12-02); per fit (median), MWE_1 26 s
-(S=2) and 49 s (S=8), MWE_0.5 77 s and 116 s. Results, the estimates for
-this protocol and for the full run: doc/simulation_results.rst.
+2-core machine (``--n-jobs 2``, 2026-12-02); cold fits (median): MWE_1 26 s
+(S=2), 48 s (S=8), 86 s (S=16), 167 s (S=32), MWE_0.5 77, 130, 255 and
+486 s; a point of the baselines' grids 0.3-0.6 s at S=2, 1-4.5 s at S=8
+(doc/simulation_results.rst). Estimated from these, with MWE 10 times
+faster (issue 19; not measured yet) and the paper's epsilon as fast as 1
+mm (not measured): ``--quick`` (8 simulations x 36 MWE fits, 20,200 s of
+MWE fits before the speed-up, and 450 s of the baselines) about 21 min
+with ``--n-jobs 2`` (29 min if the paper's epsilon takes twice as long);
+the full run (30 trials; S = 4 timed as S = 8, the baselines at S = 16 and
+32 scaled from S = 8) about 28 hours (10 trials: 9.5 hours); the sweep
+above, two levels besides the main run's, 10 trials: about 3 hours.
 
 Run: python benchmarks/paper_simulation.py [--quick] [--n-jobs 2] [--out DIR]
 (the cohort is built and cached on first use: about 40 s per subject on 2
@@ -146,9 +157,10 @@ MWE_BETAS = [0.1, 0.3, 1.0]
 # epsilon: 1 mm (the benchmark's; the package default, the source spacing of
 # 4.2 mm, blurs the transport over a neighbour: its entropic mass bias
 # activates nearly every source as soon as beta nears alpha), and the
-# paper's: 10 / p times the median of the ground metric (paper 001, section
-# 5.1: 0.002 times the median for its p of about 5000 per hemisphere),
-# about 0.45 mm for p = 2562
+# paper's: 10 / p times the median of the ground metric, about 0.45 mm for
+# p = 2562 (the authors' simulation code divides the ground metric by its
+# median and sets epsilon = 10 / p, p the sources of the left hemisphere;
+# section 5.1 of paper 001 says 0.002 relative to the median)
 MWE_EPSILON = 1.0
 PAPER_EPSILON = "10 / p * median ground metric distance"
 CONDITIONS = ("same", "different")
@@ -767,15 +779,9 @@ def _plot_sensitivity(table, fname_base):
                 ms=4,
                 label=f"{model}, S = {n_subjects}",
             )
-        for r in {r["anatomy"]: r for r in table}.values():
-            ax.annotate(
-                r["anatomy"],
-                (r["cos_cross_subject"], 0),
-                xytext=(0, -12),
-                textcoords="offset points",
-                ha="center",
-                fontsize=7,
-            )
+        levels = {r["anatomy"]: r["cos_cross_subject"] for r in table}
+        top = ax.secondary_xaxis("top")  # the names of the anatomy levels
+        top.set_xticks(list(levels.values()), list(levels), fontsize=7)
         # the within-subject reference: one subject's neighbouring sources
         ax.axvline(np.median([r["cos_neighbour"] for r in table]), color="0.5", ls=":")
         ax.axhline(0, color="k", lw=0.8)

@@ -96,7 +96,11 @@ def test_dask_scheduler_same_rows(study, cohort_meg, tmp_path):
 def test_resume(study, cohort_meg, tmp_path, monkeypatch):
     """A finished fit is never recomputed; other settings stop the run."""
     out = tmp_path / "study"
-    study.run_study(out, **_tiny(study, cohort_meg))
+    kwargs = _tiny(study, cohort_meg)
+    study.run_study(out, **dict(kwargs, models=kwargs["models"][:1]))
+    study.run_study(out, **kwargs)  # another model: the grids merge
+    config = json.loads((out / "config.json").read_text())
+    assert set(config["grids"]) == {"Lasso", "Dirty"}
     rows = _rows(out)
     assert len(rows) == N_ROWS
     (lasso,) = (out / "fits" / "default").glob("*-Lasso.csv")
@@ -104,14 +108,11 @@ def test_resume(study, cohort_meg, tmp_path, monkeypatch):
     done = []
     run_task = study._run_task
     monkeypatch.setattr(
-        study, "_run_task", lambda *args: done.append(args[:2]) or run_task(*args)
+        study, "_run_task", lambda *args: done.append(args[1].name) or run_task(*args)
     )
-    study.run_study(out, **_tiny(study, cohort_meg))
-    assert [(task.condition, model.name) for task, model in done] == [
-        ("different", "Lasso")
-    ]
+    study.run_study(out, **kwargs)
+    assert done == ["Lasso"]
     assert _rows(out) == rows  # the same fit again
-    kwargs = _tiny(study, cohort_meg)
     kwargs["models"][0] = replace(kwargs["models"][0], alphas=np.array([0.2]))
     with pytest.raises(SystemExit, match="other settings"):
         study.run_study(out, **kwargs)
