@@ -86,23 +86,26 @@ Every task runs with one BLAS and one numba thread, and the CSV files are
 written by this process: the results do not depend on the backend.
 
 Timing: the last ``--quick`` of the earlier protocol (6 alphas for the
-baselines, one point for MWE at 1 mm, 3 trials) took 18 min 37 s on the
-2-core machine (``--n-jobs 2``, 2026-12-02); cold fits (median): MWE_1 26 s
-(S=2), 48 s (S=8), 86 s (S=16), 167 s (S=32), MWE_0.5 77, 130, 255 and
-486 s; a point of the baselines' grids 0.3-0.6 s at S=2, 1-4.5 s at S=8
-(doc/simulation_results.rst). Estimated from these, with MWE 10 times
-faster (issue 19; not measured yet) and the paper's epsilon as fast as 1
-mm (not measured): ``--quick`` (8 simulations x 36 MWE fits, 20,200 s of
-MWE fits before the speed-up, and 450 s of the baselines) about 21 min
-with ``--n-jobs 2`` (29 min if the paper's epsilon takes twice as long);
+baselines, one point for MWE at 1 mm, 3 trials, both conditions) took 18
+min 37 s on the 2-core machine (``--n-jobs 2``, 2026-12-02); cold fits at 1
+mm (median): MWE_1 26 s (S=2), 48 s (S=8), 86 s (S=16), 167 s (S=32),
+MWE_0.5 77, 130, 255 and 486 s; a point of the baselines' grids 0.3-0.6 s
+at S=2, 1-4.5 s at S=8 (doc/simulation_results.rst). At the paper's
+epsilon, one MWE_1 fit (S=2, alpha 0.05, beta 0.3) took 3.1 times as long
+as at 1 mm (153 s and 49 s, 34 and 28 outer iterations, side by side on a
+loaded machine, 2026-12-04). Estimated from these, with MWE 10 times faster
+(issue 19; not measured yet) and the ratio 3.1 for every fit at the paper's
+epsilon: ``--quick`` (4 simulations x 36 MWE fits: 20,700 s of fits before
+the speed-up, and 230 s of the baselines) about 20 min with ``--n-jobs 2``;
 the full run (30 trials; S = 4 timed as S = 8, the baselines at S = 16 and
-32 scaled from S = 8) about 28 hours (10 trials: 9.5 hours); the sweep
-above, two levels besides the main run's, 10 trials: about 3 hours.
+32 scaled from S = 8) about 51 hours (10 trials: 17 hours); the sweep
+above, two levels besides the main run's, 10 trials: about 6.5 hours.
 
 Run: python benchmarks/paper_simulation.py [--quick] [--n-jobs 2] [--out DIR]
 (the cohort is built and cached on first use: about 40 s per subject on 2
-cores). ``--quick``: S in {2, 8}, 2 trials; default: S in {2, 4, 8, 16,
-32}, 30 trials.
+cores). ``--quick``: S in {2, 8}, 2 trials, different leadfields only
+(``--conditions same different`` adds the other, doubling the time);
+default: S in {2, 4, 8, 16, 32}, 30 trials, both conditions.
 """
 
 import argparse
@@ -998,7 +1001,11 @@ def _anatomy_level(text):
 def main(argv=None):
     """Run the study from the command line (``argv``: its arguments)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="S in {2, 8}, 2 trials")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="S in {2, 8}, 2 trials, different leadfields only",
+    )
     parser.add_argument("--n-subjects", type=int, nargs="+", default=None)
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=None)
@@ -1050,7 +1057,7 @@ def main(argv=None):
         n_subjects=n_subjects,
         trials=args.trials or (2 if args.quick else 30),
         models=models,
-        conditions=args.conditions or CONDITIONS,
+        conditions=args.conditions or (["different"] if args.quick else CONDITIONS),
         anatomy=args.anatomy,
         seed=args.seed,
         snr=args.snr,
