@@ -34,6 +34,19 @@ calls (ours) then pay much more than few large ones (POT's).
 the load average is printed with the table.
 
 Run: python benchmarks/bench_ot.py [--repeats 3] [--quick] [--metric geodesic]
+
+``--mwe-step`` times the transport step of MWE instead: the barycenters of
+both signs of S subjects' sources (a mass floor of 1e-3 plus five focal
+sources per subject near common centres, amplitudes 0.5-1.5) on both
+hemispheres, gamma = the median distance, at epsilon in {0.45, 1, 2, 4.2}
+mm, cold and warm-started (inputs perturbed by 1 percent, as in a late
+outer iteration), with three engines side by side: the dense kernel with
+float32 products (the engine MWE used before the sparse kernel), the sparse
+kernel with the compiled loop (MWE's default now, where it is chosen) and
+the sparse kernel with the array code; POT's ``barycenter_unbalanced``
+(log-stabilised, ``method="sinkhorn_stabilized"``) for reference.
+
+Run: python benchmarks/bench_ot.py --mwe-step [--repeats 3] [--n-subjects 8 32]
 """
 
 import argparse
@@ -106,6 +119,96 @@ def pot_time_at(err, ladder):
     return t1 + frac * (t2 - t1), not 0 <= frac <= 1
 
 
+def mwe_inputs(hemis, n_subjects, rng, floor=1e-3):
+    """MWE's transport inputs, shape (p, S, 2): a floor plus focal sources."""
+    p = sum(len(h) for h in hemis)
+    A = np.full((p, n_subjects, 2), floor)
+    start = 0
+    for h in hemis:
+        for centre in rng.choice(len(h), 3, replace=False):
+            near = start + np.argsort(h[centre])[:20]
+            for s in range(n_subjects):
+                A[rng.choice(near), s, rng.integers(2)] += rng.uniform(0.5, 1.5)
+        start += len(h)
+    return A
+
+
+def mwe_step(args):
+    """The transport step of MWE: dense float32 vs sparse (compiled, array)."""
+    hemis = ground_metric("geodesic")
+    M = full_metric(hemis)
+    gamma = float(np.median(np.concatenate([h.ravel() for h in hemis])))
+    rng = np.random.default_rng(0)
+    load_before = os.getloadavg()[0]
+    print(
+        f"{'eps':>5} {'S':>3}  {'engine':<16} {'kept':>6} {'cold (s)':>9} "
+        f"{'iters':>6} {'warm (s)':>9} {'iters':>6} {'vs dense':>9} "
+        f"{'rel. error':>10}",
+        flush=True,
+    )
+    for S in args.n_subjects:
+        A = mwe_inputs(hemis, S, rng)
+        A_warm = A * np.exp(0.01 * rng.standard_normal(A.shape))
+        for eps in (0.45, 1.0, 2.0, 4.2):
+            kw = dict(epsilon=eps, gamma=gamma, tol=TOL, max_iter=20_000)
+            kernels = {
+                "dense f32": make_kernel(hemis, eps, kind="dense", dtype=np.float32),
+                "sparse compiled": make_kernel(hemis, eps, kind="sparse"),
+                "sparse array": make_kernel(hemis, eps, kind="sparse", compiled=False),
+            }
+            starts = {
+                name: unbalanced_barycenter(A, k, **kw) for name, k in kernels.items()
+            }
+
+            times = {name: ([], []) for name in kernels}
+            outs = {}
+            t_pot = []
+            for _ in range(args.repeats):
+                for name, k in kernels.items():
+                    t0 = time.perf_counter()
+                    cold = unbalanced_barycenter(A, k, **kw)
+                    t1 = time.perf_counter()
+                    warm = unbalanced_barycenter(A_warm, k, init=starts[name], **kw)
+                    times[name][0].append(t1 - t0)
+                    times[name][1].append(time.perf_counter() - t1)
+                    outs[name] = (cold, warm)
+                if args.pot:
+                    t0 = time.perf_counter()
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        ot.unbalanced.barycenter_unbalanced(
+                            A.reshape(len(M), -1)[:, :S], M, eps, gamma,
+                            stopThr=TOL, numItermax=20_000,
+                            method="sinkhorn_stabilized",
+                        )  # fmt: skip
+                    t_pot.append(time.perf_counter() - t0)
+            ref = outs["dense f32"][0].barycenter.astype(np.float64)
+            base = np.median(times["dense f32"][0]) + np.median(times["dense f32"][1])
+            for name, k in kernels.items():
+                cold, warm = outs[name]
+                t_cold, t_warm = np.median(times[name][0]), np.median(times[name][1])
+                kept = k.kept_fraction() if hasattr(k, "kept_fraction") else 1.0
+                err = np.abs(cold.barycenter - ref).max() / np.abs(ref).max()
+                print(
+                    f"{eps:>5} {S:>3}  {name:<16} {kept:>6.3f} {t_cold:>9.3f} "
+                    f"{cold.state.n_iter:>6} {t_warm:>9.3f} {warm.state.n_iter:>6} "
+                    f"{base / (t_cold + t_warm):>8.1f}x {err:>10.1e}",
+                    flush=True,
+                )
+            if args.pot:
+                print(f"{eps:>5} {S:>3}  {'POT stabilized':<16} {'':>6} "
+                      f"{np.median(t_pot):>9.3f} (first {S} columns only)")  # fmt: skip
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(
+        f"\np = {len(M)} (both hemispheres), gamma = {gamma:.1f} mm, tol = {TOL:g}; "
+        f"medians of {args.repeats} interleaved repeats; 'vs dense': cold + warm "
+        f"time of dense f32 over this engine's; rel. error: cold barycenter vs "
+        f"dense f32; OPENBLAS_NUM_THREADS={threads}, NUMBA_NUM_THREADS="
+        f"{os.environ.get('NUMBA_NUM_THREADS', 'default')}; load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -113,7 +216,12 @@ def main():
     parser.add_argument(
         "--metric", choices=("geodesic", "euclidean"), default="geodesic"
     )
+    parser.add_argument("--mwe-step", action="store_true", help="see the docstring")
+    parser.add_argument("--n-subjects", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--pot", action="store_true", help="also time POT")
     args = parser.parse_args()
+    if args.mwe_step:
+        return mwe_step(args)
     load_before = os.getloadavg()[0]
     hemis_all = ground_metric(args.metric)
     rng = np.random.default_rng(0)
