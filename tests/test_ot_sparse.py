@@ -123,7 +123,7 @@ def test_truncation_bound(cortex):
     res = unbalanced_barycenter(A, kernel, epsilon=eps, gamma=20.0, tol=1e-9)
     lu, lv = res.state.f / eps, res.state.g / eps
     s = A.max(axis=0).min()
-    stab = kernel.stabilize(lu.max(axis=1), lv.max(axis=1), s)
+    stab = kernel.stabilize(lu, lv, mass_scale=s)
     indptr, indices = stab.kv[:2]
     kept = sparse.csr_array(
         (np.ones(len(indices)), indices, indptr), shape=M.shape

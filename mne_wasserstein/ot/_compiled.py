@@ -15,6 +15,7 @@ from numba import njit, prange
 # underflow: it is recomputed by a log-sum-exp over the row (see _tau)
 _TAU64 = float(np.finfo(np.float64).tiny) ** (2.0 / 3.0)
 _TINY64 = float(np.finfo(np.float64).tiny)
+_HUGE64 = float(np.finfo(np.float64).max)
 _LOG_TINY = -700.0
 # the window of the over-relaxation's reduction rule (see sinkhorn._adapt)
 _WINDOW = 101
@@ -79,43 +80,64 @@ def _reachable(cand, cand_t, row_pot, col_pot, row_active, col_active, inv_eps,
 
 
 @njit(cache=True)
-def _truncate(cand, row_pot, col_pot, row_active, col_active, inv_eps, log_keep):
+def _keep(i, j, d, stab, inv_eps, log_keep):
+    """Whether candidate ``(i, j)`` at distance ``d`` is kept (see _truncate)."""
+    row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v = stab
+    if row_pot[i] + col_pot[j] - d * inv_eps < log_keep:
+        return False
+    # a potential raised to keep a row's (column's) best entry: the envelope
+    if row_pot[i] > env_u[i] or col_pot[j] > env_v[j]:
+        return True
+    for c in range(lu.shape[1]):
+        if mask_u[i, c] and mask_v[j, c]:
+            if lu[i, c] + lv[j, c] - d * inv_eps >= log_keep:
+                return True
+    return False
+
+
+@njit(parallel=True, cache=True)
+def _truncate(cand, stab, row_active, col_active, inv_eps, log_keep):
     """Entries kept by the stabilized truncation, as CSR.
 
-    Entry ``(i, j)`` of the candidates ``cand`` (CSR of the finite entries
-    of ``M``, rows sorted by distance) is kept when both are active and
-    ``row_pot[i] + col_pot[j] - M_ij / eps >= log_keep``. Returns the CSR
-    structure and the log values ``row_pot + col_pot - M / eps`` of the kept
-    entries (in the order of the candidates).
+    ``cand``: the finite entries of ``M`` (CSR, rows sorted by distance).
+    ``stab``: ``(row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v)``:
+    the potentials absorbed, the envelopes of the columns' log-scalings they
+    were raised from (``max_c lu``, ``max_c lv``), the log-scalings and
+    their masks. Entry ``(i, j)`` (both active) is kept when some column
+    ``c`` has ``lu[i, c] + lv[j, c] - M_ij / eps >= log_keep`` (its plan
+    entry is not negligible), or when ``row_pot[i] + col_pot[j] - M_ij / eps
+    >= log_keep`` for a potential raised above its envelope (the best entry
+    of a row or column that would be empty). Returns the CSR structure and
+    the log values ``row_pot + col_pot - M / eps`` of the kept entries.
     """
     indptr, indices, dist = cand
+    row_pot, col_pot = stab[0], stab[1]
     n_rows = indptr.shape[0] - 1
     top = _top(col_pot, col_active)
+    keep = np.zeros(dist.shape[0], dtype=np.bool_)
     counts = np.zeros(n_rows + 1, dtype=np.int64)
-    for i in range(n_rows):
+    for i in prange(n_rows):
         if row_active[i]:
+            n = 0
             for k in range(indptr[i], indptr[i + 1]):
                 if row_pot[i] + top - dist[k] * inv_eps < log_keep:
                     break
                 j = indices[k]
-                if col_active[j]:
-                    if row_pot[i] + col_pot[j] - dist[k] * inv_eps >= log_keep:
-                        counts[i + 1] += 1
+                if col_active[j] and _keep(i, j, dist[k], stab, inv_eps, log_keep):
+                    keep[k] = True
+                    n += 1
+            counts[i + 1] = n
     out_indptr = np.cumsum(counts)
     out_indices = np.empty(out_indptr[-1], dtype=np.int32)
     logk = np.empty(out_indptr[-1], dtype=np.float64)
-    for i in range(n_rows):
+    for i in prange(n_rows):
         out = out_indptr[i]
-        if row_active[i]:
-            for k in range(indptr[i], indptr[i + 1]):
-                if row_pot[i] + top - dist[k] * inv_eps < log_keep:
-                    break
+        for k in range(indptr[i], indptr[i + 1]):
+            if keep[k]:
                 j = indices[k]
-                v = row_pot[i] + col_pot[j] - dist[k] * inv_eps
-                if col_active[j] and v >= log_keep:
-                    out_indices[out] = j
-                    logk[out] = v
-                    out += 1
+                out_indices[out] = j
+                logk[out] = row_pot[i] + col_pot[j] - dist[k] * inv_eps
+                out += 1
     return out_indptr, out_indices, logk
 
 
@@ -134,7 +156,8 @@ def _log_product(indptr, indices, data, post, lx, pre, need, cand, out):
 
     ``K_ij = exp(post_i) data_ij exp(-pre_j)``: one product
     ``data @ exp(lx - pre)`` in the kernel domain; entries of ``need`` whose
-    product is below ``_TAU64`` (underflow may have lost terms) are
+    product is below ``_TAU64`` (underflow may have lost terms) or infinite
+    (a log-scaling far above its absorbed potential) are
     recomputed by a log-sum-exp over the row, and those still empty by a
     log-sum-exp over the candidates ``cand`` (``indptr, indices, distances,
     1 / epsilon``: the untruncated row). ``lx`` may hold ``-inf``.
@@ -154,14 +177,14 @@ def _log_product(indptr, indices, data, post, lx, pre, need, cand, out):
                 acc[c] += w * E[j, c]
         for c in range(n_col):
             y = acc[c]
-            if not (y >= _TAU64) and need[i, c]:
+            if not (_TAU64 <= y < np.inf) and need[i, c]:
                 out[i, c] = post[i] + _row_logsumexp(
                     indptr[i], indptr[i + 1], indices, data, lx, pre, c
                 )
                 if out[i, c] == -np.inf:
                     out[i, c] = _candidate_logsumexp(cand, i, lx, c)
             else:
-                out[i, c] = np.log(max(y, _TINY64)) + post[i]
+                out[i, c] = np.log(min(max(y, _TINY64), _HUGE64)) + post[i]
 
 
 @njit(cache=True)
@@ -294,19 +317,19 @@ def _adapt(omega, errors, n_errors, err, oscillation, reduction):
 
 
 @njit(cache=True)
-def _grown(lx, mask, pot, limit):
-    """Whether a log-scaling exceeds its absorbed potential by ``limit``."""
+def _grown(lx, mask, ref, limit):
+    """Whether a log-scaling grew by more than ``limit`` above ``ref``."""
     p, n_col = lx.shape
     for i in range(p):
         for c in range(n_col):
-            if mask[i, c] and lx[i, c] - pot[i] > limit:
+            if mask[i, c] and lx[i, c] - ref[i, c] > limit:
                 return True
     return False
 
 
 @njit(cache=True)
 def _sinkhorn_loop(
-    kv, ktu, cand, logA, ltarget, mask_u, mask_v, weights, n_problems, psi,
+    kv, ktu, cand, lu0, lv0, logA, ltarget, mask_u, mask_v, weights, n_problems, psi,
     lu, lv, lq, has_lq, omega, errors, n_errors, best, since_best,
     n_iter, max_iter, tol, absorb, oscillation, reduction,
 ):  # fmt: skip
@@ -318,8 +341,8 @@ def _sinkhorn_loop(
     and ``K^T``. ``lu``, ``lv``, ``lq`` are updated in place. Returns
     ``(status, n_iter, err, omega, n_errors, best, since_best, has_lq)``;
     status 0: converged, 1: ``max_iter`` reached, 2: a log-scaling grew
-    more than ``absorb`` above its absorbed potential (re-stabilize and call
-    again), 3: NaN.
+    more than ``absorb`` above its value ``lu0``, ``lv0`` when the kernel
+    was stabilized (re-stabilize and call again), 3: NaN.
     """
     p, n_col = lu.shape
     bary = weights.shape[0] > 0
@@ -368,7 +391,7 @@ def _sinkhorn_loop(
             best, since_best = err, 0
         else:
             since_best += 1
-        if _grown(lu, mask_u, ktu[4], absorb) or _grown(lv, mask_v, kv[4], absorb):
+        if _grown(lu, mask_u, lu0, absorb) or _grown(lv, mask_v, lv0, absorb):
             return 2, n_iter, err, omega, n_errors, best, since_best, has_lq
     return 1, n_iter, err, omega, n_errors, best, since_best, has_lq
 

@@ -538,46 +538,51 @@ class SparseKernel(KernelOperator):
         """Return the log threshold of the stabilized kernel's entries."""
         return np.log(_TRUNCATION * mass_scale / max(self.n_points, 1)) - 2.0 * _ABSORB
 
-    def stabilize(self, row_pot, col_pot, mass_scale=1.0, row_active=None,
-                  col_active=None):  # fmt: skip
-        """Return the truncated kernel stabilized at the given potentials.
+    def stabilize(self, lu, lv, mask_u=None, mask_v=None, mass_scale=1.0):
+        """Return the truncated kernel stabilized at log-scalings.
 
         Parameters
         ----------
-        row_pot, col_pot : array, shape (p,)
-            The potentials to absorb, divided by epsilon (``f / epsilon``,
-            ``g / epsilon``), finite.
+        lu, lv : array, shape (p, n_columns)
+            The columns' log-scalings (potentials divided by epsilon,
+            ``f / epsilon``, ``g / epsilon``; ``-inf``: no mass).
+        mask_u, mask_v : None | array of bool, shape (p, n_columns)
+            Where the log-scalings matter (the points that can send and
+            receive mass in each column); ``None``: where they are finite.
         mass_scale : float
             The mass scale ``s`` of the truncation (see Notes).
-        row_active, col_active : None | array of bool, shape (p,)
-            The points that can send (rows) and receive (columns) mass;
-            ``None``: all. Where an active point would keep no entry
-            towards active points, its potential is raised until it keeps
-            its best one (so that no product is empty).
 
         Returns
         -------
         kernel : _StabilizedKernel
-            The stabilized products; its ``row_pot`` and ``col_pot`` are the
-            potentials absorbed.
+            The stabilized products. It absorbs the largest log-scalings of
+            the columns at each point (``row_pot``, ``col_pot``), raised
+            where needed so that every point that can send (receive) mass
+            keeps an entry towards one that can receive (send) it.
         """
         from ._compiled import _normalise_rows, _reachable, _transpose, _truncate
 
         p = self.n_points
-        row_pot = np.asarray(to_numpy(row_pot), dtype=np.float64)
-        col_pot = np.asarray(to_numpy(col_pot), dtype=np.float64)
-        row_active = np.ones(p, bool) if row_active is None else to_numpy(row_active)
-        col_active = np.ones(p, bool) if col_active is None else to_numpy(col_active)
+        lu = np.asarray(to_numpy(lu), dtype=np.float64).reshape(p, -1)
+        lv = np.asarray(to_numpy(lv), dtype=np.float64).reshape(p, -1)
+        mask_u = np.isfinite(lu) if mask_u is None else to_numpy(mask_u)
+        mask_v = np.isfinite(lv) if mask_v is None else to_numpy(mask_v)
+        with np.errstate(invalid="ignore"):
+            lu = np.where(mask_u, lu, -np.inf)
+            lv = np.where(mask_v, lv, -np.inf)
+            env_u, env_v = lu.max(axis=1), lv.max(axis=1)
+        env_u = np.where(np.isfinite(env_u), env_u, 0.0)
+        env_v = np.where(np.isfinite(env_v), env_v, 0.0)
+        row_active, col_active = mask_u.any(axis=1), mask_v.any(axis=1)
         log_keep = self._log_keep(mass_scale)
         inv_eps = 1.0 / self.epsilon
         cand, cand_t = self._candidates, self._candidates_t
         active = (row_active, col_active)
         row_pot, col_pot = _reachable(
-            cand, cand_t, row_pot, col_pot, *active, inv_eps, log_keep
+            cand, cand_t, env_u, env_v, *active, inv_eps, log_keep
         )
-        indptr, indices, logk = _truncate(
-            cand, row_pot, col_pot, *active, inv_eps, log_keep
-        )
+        stab = (row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v)
+        indptr, indices, logk = _truncate(cand, stab, *active, inv_eps, log_keep)
         t_indptr, t_indices, t_logk = _transpose(indptr, indices, logk, p)
         r, data = _normalise_rows(indptr, logk)
         rt, t_data = _normalise_rows(t_indptr, t_logk)
@@ -590,7 +595,7 @@ class SparseKernel(KernelOperator):
 
     def _zero(self):
         if getattr(self, "_at_zero", None) is None:
-            zero = np.zeros(self.n_points)
+            zero = np.zeros((self.n_points, 1))
             self._at_zero = self.stabilize(zero, zero)
         return self._at_zero
 
@@ -682,14 +687,16 @@ class _StabilizedKernel:
 
     def log_product(self, lx, transpose, need):
         """``log(K @ exp(lx))``, exact on ``need`` (see :class:`SparseKernel`)."""
-        from ._compiled import _TAU64, _TINY64
+        from ._compiled import _HUGE64, _TAU64, _TINY64
 
         xp = self.xp
         mat, (indptr, indices, data, post, pre) = self._device[1 if transpose else 0]
         with np.errstate(all="ignore"):
             y = mat @ xp.exp(lx - pre[:, None])
-            out = xp.log(xp.maximum(y, _TINY64)) + post[:, None]
-        low = need & ~(y >= _TAU64)
+            out = xp.log(xp.clip(y, _TINY64, _HUGE64)) + post[:, None]
+        # underflow may have lost terms; overflow: a log-scaling far above
+        # its absorbed potential (within an iteration): exact log-sum-exps
+        low = need & ~((y >= _TAU64) & (y < np.inf))
         if bool(low.any()):
             rows, cols = xp.nonzero(low)
             out[rows, cols] = post[rows] + _rows_logsumexp(

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._logging import logger
 from .._warnings import ConvergenceWarning
-from ._backend import asarray, get_namespace, to_numpy
+from ._backend import get_namespace, to_numpy
 from .kernels import (
     _ABSORB,
     _LOG_TINY,
@@ -388,39 +388,27 @@ class _SparseProducts:
     dtype = np.dtype(np.float64)
 
     def __init__(self, prob, lu, lv):
-        xp = prob.xp
         self.prob, self.kernel = prob, prob.kernel
         col_max = to_numpy(prob.A.max(axis=0))
         col_max = col_max[col_max > 0]
         self.mass_scale = float(col_max.min()) if col_max.size else 1.0
-        self.stab = None
         self.restabilize(lu, lv)
-        self.xp = xp
-
-    def _envelope(self, lx, mask):
-        xp = self.prob.xp
-        top = xp.where(mask, lx, -np.inf).max(axis=1)
-        return xp.where(xp.isfinite(top), top, 0.0)
 
     def restabilize(self, lu, lv):
         """Stabilize the kernel at the log-scalings ``lu``, ``lv``."""
         prob = self.prob
         self.stab = self.kernel.stabilize(
-            self._envelope(lu, prob.mask_u),
-            self._envelope(lv, prob.mask_v),
-            self.mass_scale,
-            prob.mask_u.any(axis=1),
-            prob.mask_v.any(axis=1),
+            lu, lv, prob.mask_u, prob.mask_v, self.mass_scale
         )
-        xp = prob.xp
-        self.row_pot = asarray(self.stab.row_pot, xp)
-        self.col_pot = asarray(self.stab.col_pot, xp)
+        # copies: the compiled loop updates lu and lv in place
+        self.lu0, self.lv0 = prob.xp.array(lu), prob.xp.array(lv)
 
     def grown(self, lu, lv):
-        """Whether a log-scaling exceeds its absorbed potential by ``_ABSORB``."""
+        """Whether a log-scaling grew by ``_ABSORB`` since the stabilization."""
         prob = self.prob
-        up = prob.mask_u & (lu - self.row_pot[:, None] > _ABSORB)
-        vp = prob.mask_v & (lv - self.col_pot[:, None] > _ABSORB)
+        with np.errstate(invalid="ignore"):
+            up = prob.mask_u & (lu - self.lu0 > _ABSORB)
+            vp = prob.mask_v & (lv - self.lv0 > _ABSORB)
         return bool(up.any() | vp.any())
 
     def __call__(self, lx, transpose, need):
@@ -586,7 +574,8 @@ def _run_compiled(prob, prods, lu, lv, tol, max_iter, relaxation):
     while True:
         status, n_iter, err, omega, n_errors, best, since_best, has_lq = (
             _sinkhorn_loop(
-                prods.stab.kv, prods.stab.ktu, prods.stab.candidates, logA,
+                prods.stab.kv, prods.stab.ktu, prods.stab.candidates,
+                prods.lu0, prods.lv0, logA,
                 ltarget, mask_u, mask_v,
                 weights, prob.n_problems, prob.psi, lu, lv, lq, has_lq,
                 state[0], errors, state[1], state[2], state[3], n_iter,
