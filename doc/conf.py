@@ -19,10 +19,14 @@ numpydoc_show_class_members = False
 # no network at build time: intersphinx inventories are not fetched
 intersphinx_mapping = {}
 html_theme = "pydata_sphinx_theme"
-exclude_patterns = ["_build", "auto_tutorials/*.ipynb"]
+# README.rst: notes for developers, not a page of the site
+exclude_patterns = ["_build", "auto_tutorials/*.ipynb", "README.rst"]
 sphinx_gallery_conf = {
     "examples_dirs": "../tutorials",
     "gallery_dirs": "auto_tutorials",
+    # tutorials named plot_*.py are executed; the others (real_data.py, which
+    # would download MNE's datasets) are shown without being run
     "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
     "download_all_examples": False,
 }

@@ -1,4 +1,4 @@
-"""Shared utilities: data folder, documentation snippets, random states."""
+"""Shared utilities: the data folder (public), the disk cache, random states."""
 
 import os
 import uuid
@@ -9,9 +9,10 @@ import numpy as np
 from mne import get_config
 from mne.utils import check_random_state, warn
 
-from ._docs import docdict, fill_doc
+# fill_doc is imported from here by other modules of the package
+from ._docs import fill_doc as fill_doc
 
-__all__ = ["get_data_dir", "fill_doc", "docdict"]
+__all__ = ["get_data_dir"]
 
 _DATA_KEY = "MNE_WASSERSTEIN_DATA"
 
