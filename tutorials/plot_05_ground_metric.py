@@ -30,7 +30,7 @@ from mne_wasserstein import compute_ground_metric
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.ot import unbalanced_barycenter
 
-cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0)
+cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0, verbose=False)
 src = cohort.src_ref[:1]
 gm = compute_ground_metric(src, subjects_dir=cohort.subjects_dir)
 M = gm.blocks[0].astype(float)

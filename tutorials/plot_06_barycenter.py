@@ -28,7 +28,7 @@ from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.simulation import simulate_group_evokeds
 from mne_wasserstein.viz import plot_sources_2d
 
-cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0)
+cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0, verbose=False)
 sim = simulate_group_evokeds(cohort, n_sources=5, random_state=0, verbose=False)
 src_ref = cohort.src_ref
 ground_metric = compute_ground_metric(src_ref, subjects_dir=cohort.subjects_dir)

@@ -52,7 +52,7 @@ if not use_gpu:
 # at the heart of every MWE iteration. Inputs are numpy arrays; with
 # ``backend="cupy"`` they are moved to the device once, and the result comes
 # back as cupy arrays (``.get()`` brings them to the host).
-cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0)
+cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0, verbose=False)
 gm = compute_ground_metric(cohort.src_ref, subjects_dir=cohort.subjects_dir)
 rng = np.random.default_rng(0)
 A = np.zeros((gm.n_sources, 4))
