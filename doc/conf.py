@@ -1,6 +1,12 @@
 """Sphinx configuration (offline build: ``make -C doc html``)."""
 
+import sys
+from pathlib import Path
+
 import mne_wasserstein
+
+# doc/ holds the gallery's scraper of MNE's 3D Brain figures (_brain_scraper.py)
+sys.path.insert(0, str(Path(__file__).parent))
 
 project = "mne-wasserstein"
 copyright = "2026, mne-wasserstein developers"
@@ -28,5 +34,8 @@ sphinx_gallery_conf = {
     # would download MNE's datasets) are shown without being run
     "filename_pattern": r"/plot_",
     "within_subsection_order": "FileNameSortKey",
+    # matplotlib figures, and screenshots of MNE's Brain (3D, drawn off-screen
+    # under Xvfb in CI; without a display the plots fall back to matplotlib)
+    "image_scrapers": ("matplotlib", "_brain_scraper.scrape_brains"),
     "download_all_examples": False,
 }
