@@ -1,5 +1,6 @@
 """Sphinx configuration (offline build: ``make -C doc html``)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import mne_wasserstein
 
 # doc/ holds the gallery's scraper of MNE's 3D Brain figures (_brain_scraper.py)
 sys.path.insert(0, str(Path(__file__).parent))
+# a fixed theme for MNE's 3D figures (the automatic one prints a notice)
+os.environ.setdefault("MNE_3D_OPTION_THEME", "light")
 
 project = "mne-wasserstein"
 copyright = "2026, mne-wasserstein developers"
@@ -38,4 +41,6 @@ sphinx_gallery_conf = {
     # under Xvfb in CI; without a display the plots fall back to matplotlib)
     "image_scrapers": ("matplotlib", "_brain_scraper.scrape_brains"),
     "download_all_examples": False,
+    # show what the tutorials print, not the repr of a cell's last expression
+    "capture_repr": (),
 }
