@@ -1,20 +1,41 @@
-"""The demo: a synthetic group study solved subject by subject, as a report."""
+"""The demo: a synthetic group study, MWE against MNE's irMxNE, as a report."""
 
+import html
 from pathlib import Path
 
 import numpy as np
-from mne import Report
+from mne import Report, SourceEstimate, convert_forward_solution, pick_info
+from mne.cov import compute_whitener
 from mne.inverse_sparse import mixed_norm
-from mne.utils import ProgressBar, logger, verbose
+from mne.utils import ProgressBar, logger, use_log_level, verbose
 
+from .__main__ import ORACLE_ALPHAS, REPORT_NAME, SPACINGS
 from .datasets import make_cohort
 from .ground_metric import compute_ground_metric
 from .inverse import apply_mwe
 from .inverse._align import _aligned_order
 from .metrics import localization_error
 from .simulation import simulate_group_evokeds
-from .utils import get_data_dir
-from .viz import plot_sources_2d
+from .viz import plot_barycenter, plot_group_sources
+
+# the better-seen half of the cortex: whitened gain norm at or above the median
+_WELL_SEEN = 50
+
+
+def _check_demo_params(n_subjects, spacing, irmxne_alpha, mwe_alpha, beta):
+    """Validate the demo's parameters before any work."""
+    if not isinstance(n_subjects, int) or n_subjects < 2:
+        raise ValueError(f"n_subjects must be an int >= 2, got {n_subjects!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    if irmxne_alpha != "sure" and not 0 < float(irmxne_alpha) < 100:
+        raise ValueError(
+            f"irmxne_alpha must be 'sure' or in (0, 100), got {irmxne_alpha!r}"
+        )
+    if not 0 < mwe_alpha < 1:
+        raise ValueError(f"mwe_alpha must be in (0, 1), got {mwe_alpha!r}")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta!r}")
 
 
 def _irmxne_lh(sim, s, cohort, alpha):
@@ -37,14 +58,79 @@ def _irmxne_lh(sim, s, cohort, alpha):
     )
     rows = np.zeros(n_lh)
     rows[np.searchsorted(fwd["src"][0]["vertno"], stc.vertices[0])] = stc.data[:, 0]
-    order = _aligned_order(
+    return rows[_template_order(sim, s, cohort)]
+
+
+def _template_order(sim, s, cohort):
+    """Subject ``s``'s lh sources in template order."""
+    return _aligned_order(
         cohort.src_ref[:1],
-        fwd["src"][:1],
+        sim.forward[s]["src"][:1],
         cohort.subject_ref,
         cohort.subjects[s],
         cohort.subjects_dir,
     )
-    return rows[order]
+
+
+def _visibility(sim, s, cohort):
+    """Percentile of each lh source's whitened gain norm (template order).
+
+    How strongly the sensors see a unit dipole there, normal to the
+    cortex, relative to the subject's other left-hemisphere sources: low
+    for deep and radial sources, which MEG sees poorly.
+    """
+    fwd = convert_forward_solution(
+        sim.forward[s], surf_ori=True, force_fixed=True, verbose=False
+    )
+    info = pick_info(
+        sim.evokeds[s].info,
+        [sim.evokeds[s].ch_names.index(c) for c in fwd["sol"]["row_names"]],
+    )
+    whitener, _ = compute_whitener(sim.noise_cov[s], info, verbose=False)
+    n_lh = cohort.src_ref[0]["nuse"]
+    norms = np.linalg.norm(whitener @ fwd["sol"]["data"][:, :n_lh], axis=0)
+    ranks = np.argsort(np.argsort(norms))
+    return (100.0 * ranks / (n_lh - 1))[_template_order(sim, s, cohort)]
+
+
+def _template_stc(coef_lh, cohort, time):
+    """Return a left-hemisphere estimate in template order on the template."""
+    vertices = [cohort.src_ref[0]["vertno"], np.zeros(0, int)]
+    return SourceEstimate(
+        coef_lh[:, np.newaxis], vertices, time, 1.0, subject=cohort.subject_ref
+    )
+
+
+def _snapshot(fig):
+    """Return a Brain's screenshot (closing it), or the matplotlib figure."""
+    if hasattr(fig, "screenshot"):
+        img = fig.screenshot()
+        fig.close()
+        return img
+    return fig
+
+
+def _table(header, rows):
+    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return f'<table class="table table-sm"><tr>{cells}</tr>{body}</table>'
+
+
+def _source_distances(true, x, ground_metric):
+    """Per true source (subject-major), the distance to the closest estimate (mm).
+
+    ``nan`` where the subject's estimate is all zeros.
+    """
+    dist = ground_metric.blocks[0]
+    out = []
+    for t, e in zip(true, x, strict=True):
+        found = np.flatnonzero(e)
+        for j in np.flatnonzero(t):
+            out.append(dist[j, found].min() if len(found) else np.nan)
+    return np.array(out)
 
 
 @verbose
@@ -52,46 +138,61 @@ def run_demo(
     n_subjects=3,
     *,
     spacing="ico4",
-    alpha=20.0,
+    irmxne_alpha="sure",
     mwe_alpha=0.05,
     beta=0.03,
-    output=None,
+    out=None,
     subjects_dir=None,
     random_state=0,
     n_jobs=None,
     verbose=None,
 ):
-    """Run the demo and return the path of its HTML report.
+    """Run the demo and write its HTML report.
 
     Builds a synthetic MEG cohort, simulates a group response in the left
-    hemisphere with the MWE paper's protocol, and solves it twice on the
-    left hemisphere (the same depth weighting, 0.9): each subject alone with
-    MNE's irMxNE (:func:`mne.inverse_sparse.mixed_norm`, 5 reweighting
-    steps), the single-subject baseline, and all subjects jointly with
-    MWE_0.5 (:func:`mne_wasserstein.apply_mwe`). Writes an
-    :class:`mne.Report` with sensor topographies and true vs estimated
-    sources, and the localisation error of both (mean geodesic distance
-    from a true source to the closest estimated one).
+    hemisphere with the MWE paper's protocol (5 sources, half of the
+    subjects sharing their locations, SNR 4), and solves it on the left
+    hemisphere with the same depth weighting (0.9) in two ways: each subject
+    alone with MNE's irMxNE (:func:`mne.inverse_sparse.mixed_norm`, 5
+    reweighting steps), the single-subject baseline, and all subjects
+    jointly with MWE_0.5 (:func:`mne_wasserstein.apply_mwe`).
+
+    irMxNE's alpha is chosen as a user would: by default with MNE's own
+    data-driven rule, Stein's unbiased risk estimate (``alpha="sure"`` of
+    :func:`mne.inverse_sparse.mixed_norm`), per subject. The oracle, the
+    alpha of ``ORACLE_ALPHAS`` with the smallest localisation error per
+    subject (it needs the truth, so no user can reach it), is reported too.
+
+    The report (an :class:`mne.Report`) has the parameters, the
+    localisation errors (mean geodesic distance from a true source to the
+    closest estimated one), the MWE convergence, brain snapshots of the
+    truth, of each method and of the barycenter (3D with the ``viz`` extra
+    and a display, else matplotlib), and each subject's sensor topography.
 
     Parameters
     ----------
     n_subjects : int
-        The number of subjects.
+        The number of subjects (>= 2).
     spacing : str
-        The source spacing.
-    alpha : float
-        The regularisation of ``mixed_norm`` (in [0, 100)).
-    mwe_alpha, beta : float
-        The regularisation and transport weight of MWE (relative to
-        ``alpha_max``, see :func:`mne_wasserstein.apply_mwe`).
-    output : path-like | None
-        The folder of the report (default: ``<data folder>/demo``).
+        The source spacing, one of ``SPACINGS``.
+    irmxne_alpha : ``"sure"`` | float
+        irMxNE's alpha on MNE's scale (in (0, 100), percent of its
+        ``alpha_max``), or ``"sure"``.
+    mwe_alpha : float
+        MWE's regularisation, in (0, 1), relative to its ``alpha_max`` (see
+        :func:`mne_wasserstein.apply_mwe`).
+    beta : float
+        MWE's transport weight (> 0).
+    out : path-like | None
+        The report file or the folder to write it into (default: the
+        current folder); the file is ``mne_wasserstein_demo.html`` unless
+        ``out`` ends in ``.html``.
     subjects_dir : path-like | None
         Where the template and subjects live (default: the data folder).
     random_state : int
         The seed of the cohort and the simulation.
     n_jobs : int | None
-        Parallel jobs to build the cohort.
+        Parallel jobs to build the cohort and fit MWE.
     verbose : bool | str | int | None
         Verbosity (see :func:`mne.verbose`).
 
@@ -102,14 +203,17 @@ def run_demo(
     summary : str
         A summary (one line per method).
     """
+    _check_demo_params(n_subjects, spacing, irmxne_alpha, mwe_alpha, beta)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    output = Path(output) if output is not None else get_data_dir() / "demo"
-    output.mkdir(parents=True, exist_ok=True)
-    logger.info("1/4 building the synthetic cohort")
+    out = Path.cwd() if out is None else Path(out)
+    path = out if out.suffix == ".html" else out / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    logger.info("1/5 building the synthetic cohort")
     cohort = make_cohort(
         n_subjects,
         spacing=spacing,
@@ -118,17 +222,33 @@ def run_demo(
         random_state=random_state,
         n_jobs=n_jobs,
     )
-    logger.info("2/4 simulating a group response (paper 001, section 5.1)")
+    logger.info("2/5 simulating a group response (paper 001, section 5.1)")
     sim = simulate_group_evokeds(cohort, hemi="lh", random_state=random_state)
     src_lh = cohort.src_ref[:1]
     ground_metric = compute_ground_metric(src_lh, subjects_dir=cohort.subjects_dir)
-    n_lh, n_total = src_lh[0]["nuse"], sum(s["nuse"] for s in cohort.src_ref)
-    logger.info("3/4 solving each subject alone with irMxNE")
-    est = {"irMxNE": np.zeros((n_subjects, n_lh))}
-    for s in ProgressBar(range(n_subjects), mesg="irMxNE"):
-        est["irMxNE"][s] = _irmxne_lh(sim, s, cohort, alpha)
-    logger.info("4/4 solving all subjects jointly with MWE_0.5")
-    est["MWE_0.5"] = apply_mwe(
+    n_lh = src_lh[0]["nuse"]
+    true = sim.coef[:, :n_lh]
+
+    logger.info(f"3/5 solving each subject alone with irMxNE (alpha={irmxne_alpha})")
+    irmxne = np.array(
+        [
+            _irmxne_lh(sim, s, cohort, irmxne_alpha)
+            for s in ProgressBar(range(n_subjects), mesg="irMxNE per subject")
+        ]
+    )
+    logger.info(f"4/5 irMxNE oracle: alpha in {ORACLE_ALPHAS} with the truth")
+    grid = np.array(
+        [
+            [_irmxne_lh(sim, s, cohort, a) for s in range(n_subjects)]
+            for a in ProgressBar(ORACLE_ALPHAS, mesg="irMxNE oracle alphas")
+        ]
+    )
+    grid_errors = np.array([localization_error(true, g, ground_metric) for g in grid])
+    best = np.argmin(np.nan_to_num(grid_errors, nan=np.inf), axis=0)
+    oracle = grid[best, np.arange(n_subjects)]
+
+    logger.info("5/5 solving all subjects jointly with MWE_0.5")
+    result = apply_mwe(
         sim.evokeds,
         sim.forward,
         sim.noise_cov,
@@ -139,42 +259,157 @@ def run_demo(
         ground_metric=ground_metric,
         time=sim.peak_time,
         n_jobs=n_jobs,
-    ).coef
-    true = sim.coef[:, :n_lh]
+    )
+    est = {
+        f"irMxNE (alpha={irmxne_alpha})": irmxne,
+        "irMxNE (oracle alpha)": oracle,
+        "MWE_0.5": result.coef,
+    }
     errors = {k: localization_error(true, v, ground_metric) for k, v in est.items()}
     counts = {k: np.count_nonzero(v, axis=1) for k, v in est.items()}
+    # how well the sensors see each true source, and its distance to each
+    # method's closest estimate; the better-seen half: percentile >= 50
+    visibility = np.array([_visibility(sim, s, cohort) for s in range(n_subjects)])
+    seen = visibility[true != 0]  # subject by subject, as the distances
+    dists = {k: _source_distances(true, v, ground_metric) for k, v in est.items()}
+    well_seen = seen >= _WELL_SEEN
+    rule = (
+        "MNE's data-driven rule, mixed_norm(alpha='sure')"
+        if irmxne_alpha == "sure"
+        else f"fixed, mixed_norm(alpha={irmxne_alpha})"
+    )
+    summary = "\n".join(
+        [
+            f"{n_subjects} subjects, {len(sim.centers)} true sources each (left "
+            f"hemisphere), {well_seen.sum()} of {len(seen)} in the better-seen half "
+            f"of the cortex (gain-norm percentile >= {_WELL_SEEN})",
+            f"irMxNE alpha: {rule}; oracle: the best of {ORACLE_ALPHAS} per "
+            "subject (uses the truth)",
+            "localisation error: mean distance from a true source to the closest "
+            "estimate (all sources / better-seen half)",
+        ]
+        + [
+            f"{name}: {counts[name].min()}-{counts[name].max()} sources per subject, "
+            f"localisation error {np.nanmean(errors[name]):.1f} mm / "
+            f"{np.nanmean(dists[name][well_seen]):.1f} mm"
+            for name in est
+        ]
+    )
 
-    report = Report(title="mne-wasserstein demo: MWE_0.5 and the irMxNE baseline")
-    for s, subject in enumerate(cohort.subjects):
-        fig = sim.evokeds[s].plot_topomap(
-            times=[sim.peak_time], ch_type="mag", show=False
-        )
-        report.add_figure(fig, title=f"{subject}: sensors at the peak", section=subject)
-        coefs = np.zeros((3, n_total))
-        coefs[0] = sim.coef[s]
-        coefs[1, :n_lh], coefs[2, :n_lh] = est["irMxNE"][s], est["MWE_0.5"][s]
-        fig = plot_sources_2d(
-            coefs,
-            cohort.src_ref,
-            subjects_dir=cohort.subjects_dir,
-            subject=cohort.subject_ref,
-            labels=["true", "irMxNE", "MWE_0.5"],
-            title=", ".join(
-                f"{k}: {counts[k][s]} sources, {errors[k][s]:.1f} mm" for k in est
+    with use_log_level("warning"):
+        report = Report(title="mne-wasserstein demo: MWE_0.5 and MNE's irMxNE")
+        report.add_html(
+            _table(
+                [
+                    "method",
+                    "sources per subject",
+                    "error per subject (mm)",
+                    "mean (mm)",
+                    f"mean on the better-seen half, percentile >= {_WELL_SEEN} (mm)",
+                ],
+                [
+                    [
+                        k,
+                        ", ".join(map(str, counts[k])),
+                        ", ".join(f"{e:.1f}" for e in errors[k]),
+                        f"{np.nanmean(errors[k]):.1f}",
+                        f"{np.nanmean(dists[k][well_seen]):.1f}",
+                    ]
+                    for k in est
+                ],
             ),
+            title="Localisation errors",
+        )
+        owners, sources = np.nonzero(true)
+        report.add_html(
+            _table(
+                ["subject", "true source", "visibility (gain-norm percentile)", *est],
+                [
+                    [
+                        cohort.subjects[s],
+                        j,
+                        f"{v:.0f}",
+                        *(f"{dists[k][i]:.1f}" for k in est),
+                    ]
+                    for i, (s, j, v) in enumerate(
+                        zip(owners, sources, seen, strict=True)
+                    )
+                ],
+            ),
+            title="Distance from each true source to the closest estimate (mm)",
+        )
+        params = [
+            ["subjects", n_subjects],
+            ["spacing", spacing],
+            ["seed", random_state],
+            ["true sources", len(sim.centers)],
+            ["measured SNR", f"{sim.snr:.2f}"],
+            ["time fitted (s)", f"{sim.peak_time:.3f}"],
+            ["irMxNE alpha (MNE's % of alpha_max)", irmxne_alpha],
+            ["irMxNE oracle alpha per subject", [ORACLE_ALPHAS[b] for b in best]],
+            ["MWE alpha (relative to alpha_max)", mwe_alpha],
+            ["MWE beta", beta],
+        ]
+        params += [
+            [f"MWE {k}", f"{v:.4g}" if isinstance(v, float) else v]
+            for k, v in result.params.items()
+            if k not in ("alpha", "beta", "verbose", "n_jobs")
+        ]
+        report.add_html(_table(["parameter", "value"], params), title="Parameters")
+        fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+        ax.plot(np.arange(1, len(result.objective) + 1), result.objective, "o-")
+        ax.set(
+            xlabel="outer iteration",
+            ylabel="objective (solver units)",
+            title="MWE_0.5 convergence",
         )
         report.add_figure(
-            fig, title=f"{subject}: true vs estimated sources", section=subject
+            fig,
+            title="MWE convergence",
+            caption="The objective after each outer iteration; each reweighting "
+            "round of q = 0.5 changes the weights, hence the objective: the steps.",
         )
-        plt.close("all")
-    summary = "\n".join(
-        f"{name}: {counts[name].min()}-{counts[name].max()} sources per subject "
-        f"for {len(sim.centers)} true ones; localisation error (mean distance from "
-        f"a true source to the closest estimate) {np.nanmean(errors[name]):.1f} mm"
-        for name in est
-    )
-    summary = f"{n_subjects} subjects, left hemisphere\n{summary}"
-    report.add_html(f"<pre>{summary}</pre>", title="Summary")
-    path = output / "report.html"
-    report.save(path, overwrite=True, open_browser=False, verbose=False)
+        labels = list(cohort.subjects)
+        brains = {
+            "truth": (sim.stcs, None),
+            f"irMxNE (alpha={irmxne_alpha})": (
+                [_template_stc(x, cohort, sim.peak_time) for x in irmxne],
+                None,
+            ),
+            "irMxNE (oracle alpha)": (
+                [_template_stc(x, cohort, sim.peak_time) for x in oracle],
+                None,
+            ),
+            "MWE_0.5 and its barycenter": (result.stcs, result.stc_bar),
+        }
+        for title, (stcs, stc_bar) in brains.items():
+            fig = plot_group_sources(
+                stcs,
+                stc_bar,
+                subject=cohort.subject_ref,
+                subjects_dir=cohort.subjects_dir,
+                labels=labels,
+                threshold=0.0,
+                show=False,
+            )
+            report.add_figure(_snapshot(fig), title=title, section="Sources")
+            plt.close("all")
+        fig = plot_barycenter(
+            result.stc_bar,
+            subject=cohort.subject_ref,
+            subjects_dir=cohort.subjects_dir,
+            show=False,
+        )
+        report.add_figure(
+            _snapshot(fig),
+            title="MWE barycenter (above 10 % of its peak)",
+            section="Sources",
+        )
+        for s, subject in enumerate(cohort.subjects):
+            fig = sim.evokeds[s].plot_topomap(
+                times=[sim.peak_time], ch_type="mag", show=False, size=2.5
+            )
+            report.add_figure(fig, title=f"{subject}: sensors at the peak")
+            plt.close("all")
+        report.save(path, overwrite=True, open_browser=False)
     return path, summary

@@ -4,6 +4,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
+from .ot._metric import _median64, _row_indices
+
 
 def _mesh_graph(rr, tris):
     """Sparse symmetric graph of mesh edges weighted by their lengths."""
@@ -132,7 +134,7 @@ def _batches(n, size):
     return [np.arange(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _distance_rows(rr, tris, vertices, rows, method, batch_size=128):
+def _distance_rows(rr, tris, vertices, method, rows, batch_size=128):
     """Distances from ``vertices[rows]`` to ``vertices`` (float64)."""
     if method == "heat":
         solver = _HeatSolver(rr, tris)
@@ -144,6 +146,32 @@ def _distance_rows(rr, tris, vertices, rows, method, batch_size=128):
     for batch in _batches(len(rows), batch_size):
         out[batch] = compute(vertices[rows[batch]])[:, vertices]
     return out
+
+
+def _groups(n_src, n_jobs):
+    """Split the source rows in groups: one per job at least, for progress."""
+    from joblib import effective_n_jobs
+
+    n_jobs = max(1, min(effective_n_jobs(n_jobs), max(n_src, 1)))
+    n_groups = max(n_jobs, int(np.ceil(n_src / 512)))
+    groups = [g for g in np.array_split(np.arange(n_src), n_groups) if len(g)]
+    return groups, n_jobs
+
+
+def _map_groups(func, args, n_src, n_jobs, progress):
+    """``(group, func(*args, group))`` for groups of rows, in order (joblib)."""
+    from joblib import Parallel, delayed
+
+    groups, n_jobs = _groups(n_src, n_jobs)
+    if n_jobs == 1:
+        results = (func(*args, group) for group in groups)
+    else:
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+        results = parallel(delayed(func)(*args, group) for group in groups)
+    for group, rows in zip(groups, results, strict=True):
+        if progress is not None:
+            progress(len(group))
+        yield group, rows
 
 
 def _geodesic_distances(
@@ -181,32 +209,14 @@ def _geodesic_distances(
         Exactly symmetric (rows averaged with their transpose), zero
         diagonal.
     """
-    from joblib import Parallel, delayed, effective_n_jobs
-
     rr, tris, vertices = _check_mesh(rr, tris, vertices)
     if method not in ("dijkstra", "heat"):
         raise ValueError(f'method must be "dijkstra" or "heat", got {method!r}')
     n_src = len(vertices)
-    n_jobs = max(1, min(effective_n_jobs(n_jobs), max(n_src, 1)))
-    # groups: at least one per job, small enough to report progress
-    n_groups = max(n_jobs, int(np.ceil(n_src / 512)))
-    groups = [g for g in np.array_split(np.arange(n_src), n_groups) if len(g)]
     dist = np.empty((n_src, n_src))
-    if n_jobs == 1:
-        for group in groups:
-            dist[group] = _distance_rows(rr, tris, vertices, group, method)
-            if progress is not None:
-                progress(len(group))
-    else:
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-        results = parallel(
-            delayed(_distance_rows)(rr, tris, vertices, group, method)
-            for group in groups
-        )
-        for group, rows in zip(groups, results, strict=True):
-            dist[group] = rows
-            if progress is not None:
-                progress(len(group))
+    args = (rr, tris, vertices, method)
+    for group, rows in _map_groups(_distance_rows, args, n_src, n_jobs, progress):
+        dist[group] = rows
     # exactly symmetric: for Dijkstra this only evens out the rounding of
     # paths summed in opposite orders, for the heat method it averages the
     # two solves (and halves their asymmetry)
@@ -214,3 +224,169 @@ def _geodesic_distances(
     dist /= 2.0
     np.fill_diagonal(dist, 0.0)
     return dist.astype(dtype, copy=False)
+
+
+# relative margin of the Dijkstra limit over max_distance: paths summed in
+# opposite orders differ by rounding (~1e-15 relative), and the symmetrised
+# distance is then rounded to float32 (6e-8 relative); a pair within
+# max_distance after both is always within the padded limit both ways
+_LIMIT_MARGIN = 1e-6
+
+
+def _limited_rows(graph, vertices, limit, rows, batch_size=128):
+    """Return the rows ``rows`` up to ``limit``: counts, columns, distances.
+
+    The number of entries of each row, then their columns (sorted within
+    each row) and their distances (float64), row after row.
+    """
+    counts, cols, dists = [], [], []
+    for batch in _batches(len(rows), batch_size):
+        dist = _geodesic_from(graph, vertices[rows[batch]], limit)[:, vertices]
+        finite = np.isfinite(dist)
+        r, c = np.nonzero(finite)  # row-major: sorted by (r, c)
+        counts.append(finite.sum(axis=1))
+        cols.append(c.astype(np.int32))
+        dists.append(dist[r, c])
+    return np.concatenate(counts), np.concatenate(cols), np.concatenate(dists)
+
+
+def _csr(data, indices, counts, n):
+    """Canonical (n, n) CSR array from rows given in order, int32 if it fits."""
+    index_dtype = np.int32 if len(data) <= np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(n + 1, dtype=index_dtype)
+    np.cumsum(counts, out=indptr[1:])
+    out = sparse.csr_array(
+        (data, indices.astype(index_dtype, copy=False), indptr), shape=(n, n)
+    )
+    out.has_canonical_format = True  # rows in order, columns sorted
+    return out
+
+
+def _keep_entries(csr, keep):
+    """Return ``csr`` without the stored entries where ``keep`` is False."""
+    counts = np.bincount(_row_indices(csr)[keep], minlength=csr.shape[0])
+    return _csr(csr.data[keep], csr.indices[keep], counts, csr.shape[0])
+
+
+def _symmetrise(dist, max_distance, dtype):
+    """Symmetric, truncated part of canonical CSR edge-path distances.
+
+    Keeps the pairs stored both ways, with the mean of the two distances
+    (in float64, as :func:`_geodesic_distances` does), zero on the diagonal,
+    cast to ``dtype`` and then truncated at ``max_distance`` (compared in
+    ``dtype``). Only sums and selections of ``data``: explicit zeros stay.
+    """
+    transposed = dist.T.tocsr()  # sorted indices, explicit zeros kept
+    if not (
+        np.array_equal(dist.indptr, transposed.indptr)
+        and np.array_equal(dist.indices, transposed.indices)
+    ):
+        # a pair at the limit found from one end only (rounding): keep the
+        # pairs found from both ends, whose keys i * n + j sort alike
+        keys = []
+        for csr in (dist, transposed):
+            rows = _row_indices(csr).astype(np.int64)
+            keys.append(rows * csr.shape[0] + csr.indices)
+        dist, transposed = (
+            _keep_entries(dist, np.isin(keys[0], keys[1], assume_unique=True)),
+            _keep_entries(transposed, np.isin(keys[1], keys[0], assume_unique=True)),
+        )
+    data = (dist.data + transposed.data) / 2.0
+    rows = _row_indices(dist)
+    data[rows == dist.indices] = 0.0
+    del rows
+    out = sparse.csr_array((data.astype(dtype), dist.indices, dist.indptr), dist.shape)
+    del data, dist, transposed
+    return _keep_entries(out, out.data <= max_distance)
+
+
+def _sparse_geodesic_distances(
+    rr, tris, vertices, max_distance, *, n_jobs=None, dtype=np.float64, progress=None
+):
+    """Edge-path (Dijkstra) distances up to ``max_distance``, as a CSR array.
+
+    Each source's Dijkstra search stops at ``max_distance`` (plus a margin of
+    ``_LIMIT_MARGIN`` relative), so time and memory grow with the number of
+    sources times the number of sources within the radius, not with its
+    square.
+
+    Parameters
+    ----------
+    rr, tris, vertices
+        As in :func:`_geodesic_distances`.
+    max_distance : float
+        The radius (in the unit of ``rr``).
+    n_jobs, dtype, progress
+        As in :func:`_geodesic_distances`.
+
+    Returns
+    -------
+    dist : scipy.sparse.csr_array, shape (n_sources, n_sources)
+        Canonical (sorted indices, no duplicates), symmetric in structure
+        and values; stores exactly the pairs whose distance, symmetrised in
+        float64 as in :func:`_geodesic_distances` and then cast to
+        ``dtype``, is ``<= max_distance`` (so they equal the dense result's
+        entries bit for bit); the diagonal is stored with explicit zeros.
+        Unstored entries mean "farther than ``max_distance``".
+    """
+    rr, tris, vertices = _check_mesh(rr, tris, vertices)
+    n_src = len(vertices)
+    limit = max_distance * (1.0 + _LIMIT_MARGIN)
+    args = (_mesh_graph(rr, tris), vertices, limit)  # one graph for all groups
+    parts = [
+        part for _, part in _map_groups(_limited_rows, args, n_src, n_jobs, progress)
+    ]
+    counts = np.concatenate([p[0] for p in parts])
+    cols = np.concatenate([p[1] for p in parts])
+    dist = np.concatenate([p[2] for p in parts])
+    del parts
+    return _symmetrise(_csr(dist, cols, counts, n_src), max_distance, dtype)
+
+
+def _sampled_median(meshes, n_sample, seed, dtype=np.float64, batch_size=64):
+    """Median edge-path distance between distinct sources of a hemisphere.
+
+    Estimated from the full Dijkstra rows of ``n_sample`` sources drawn
+    uniformly without replacement (``numpy.random.default_rng(seed)``) from
+    the sources of all the meshes pooled: each drawn source contributes its
+    distances (cast to ``dtype``) to every other source of its own mesh, so
+    that each mesh weighs as its number of pairs, like in the exact median.
+    With ``n_sample`` at least the number of sources, every row is used.
+
+    Parameters
+    ----------
+    meshes : list of tuple
+        ``(rr, tris, vertices)`` per hemisphere (see
+        :func:`_geodesic_distances`).
+    n_sample : int
+        The number of sources whose rows are used.
+    seed : int
+        The seed of the draw.
+    dtype : dtype
+        The distances are rounded to it before the median (like the blocks).
+    batch_size : int
+        Rows computed at once (memory: ``batch_size * n_vertices`` floats).
+
+    Returns
+    -------
+    median : float
+        The median of the off-diagonal distances of the drawn rows (float64).
+    """
+    sizes = [len(vertices) for _, _, vertices in meshes]
+    n_total = sum(sizes)
+    drawn = np.random.default_rng(seed).choice(
+        n_total, min(n_sample, n_total), replace=False
+    )
+    starts = np.cumsum([0, *sizes])
+    values = []
+    for h, (rr, tris, vertices) in enumerate(meshes):
+        rr, tris, vertices = _check_mesh(rr, tris, vertices)
+        rows = np.sort(drawn[(drawn >= starts[h]) & (drawn < starts[h + 1])])
+        rows -= starts[h]
+        graph = _mesh_graph(rr, tris)
+        for batch in _batches(len(rows), batch_size):
+            dist = _geodesic_from(graph, vertices[rows[batch]])[:, vertices]
+            dist[np.arange(len(batch)), rows[batch]] = np.nan  # the source itself
+            dist = dist.astype(dtype)
+            values.append(dist[np.isfinite(dist)])
+    return _median64(np.concatenate(values or [np.zeros(0)]))

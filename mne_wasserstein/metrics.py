@@ -11,6 +11,7 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_array, vstack
 
 from ._docs import fill_doc
+from .ot import GroundMetric
 
 __all__ = ["emd_per_source", "localization_error", "mse", "pr_auc"]
 
@@ -54,16 +55,12 @@ def _output(scores, squeeze):
 
 
 class _Costs:
-    """Submatrices of a ground metric, dense or by blocks (a GroundMetric)."""
+    """Submatrices of a ground metric, dense or a GroundMetric (by blocks)."""
 
     def __init__(self, ground_metric, n_sources):
-        # a GroundMetric, duck-typed so that this module never imports MNE
-        if hasattr(ground_metric, "blocks") and hasattr(ground_metric, "to_dense"):
-            sizes = [len(b) for b in ground_metric.blocks]
-            self.blocks = list(ground_metric.blocks)
-            self.starts = np.cumsum([0, *sizes])
-            self.dense = None
-            p = int(self.starts[-1])
+        if isinstance(ground_metric, GroundMetric):
+            self.metric, self.dense = ground_metric, None
+            p = ground_metric.n_sources
         else:
             M = np.asarray(ground_metric)
             if M.dtype.kind not in "biuf":
@@ -86,13 +83,7 @@ class _Costs:
         if self.dense is not None:
             C = self.dense[np.ix_(rows, cols)].astype(np.float64)
         else:
-            C = np.full((len(rows), len(cols)), np.inf)
-            block_r = np.searchsorted(self.starts, rows, side="right") - 1
-            block_c = np.searchsorted(self.starts, cols, side="right") - 1
-            for h, block in enumerate(self.blocks):
-                r, c = np.flatnonzero(block_r == h), np.flatnonzero(block_c == h)
-                local_r, local_c = rows[r] - self.starts[h], cols[c] - self.starts[h]
-                C[np.ix_(r, c)] = block[np.ix_(local_r, local_c)]
+            C = self.metric.distances(rows, cols)
         if np.any(np.isnan(C)) or np.any(C < 0):
             raise ValueError("ground_metric must be non-negative (NaN found or < 0)")
         return C

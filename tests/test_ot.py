@@ -135,23 +135,31 @@ def test_small_epsilon_log_domain(eps_rel):
     # sparse inputs: K^T u underflows far from their supports
     A = rng.random((30, 4)) * (rng.random((30, 4)) < 0.3)
     A[0] = 1.0
-    res = unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, tol=1e-12)
-    assert res.state.converged
-    # max(M) / eps ~ 2500 > 745: the kernel-domain iterations break down
-    assert res.state.log_domain == (eps_rel == 1e-3)
+    dense = make_kernel(M, eps, kind="dense")
     ref = _ref_log_barycenter(A, M, eps, gamma, 400)
-    for x in (res.barycenter, res.marginals, res.state.f, res.state.g):
-        assert np.isfinite(x).all()
-    assert np.isfinite(res.value)
-    # 1e-8: both iterations converged far below that (contraction ~ psi^2)
-    assert _rel(res.barycenter, ref) < 1e-8
+    # the dense kernel (switching to the log domain) and the sparse one
+    for kernel in (dense, make_kernel(M, eps, kind="sparse")):
+        res = unbalanced_barycenter(A, kernel, epsilon=eps, gamma=gamma, tol=1e-12)
+        assert res.state.converged
+        for x in (res.barycenter, res.marginals, res.state.f, res.state.g):
+            assert np.isfinite(x).all()
+        assert np.isfinite(res.value)
+        # 1e-8: both iterations converged far below that (contraction ~ psi^2)
+        assert _rel(res.barycenter, ref) < 1e-8
+    # max(M) / eps ~ 2500 > 745: the dense kernel-domain iterations break down
+    res = unbalanced_barycenter(A, dense, epsilon=eps, gamma=gamma, tol=1e-12)
+    assert res.state.log_domain == (eps_rel == 1e-3)
     if eps_rel == 1e-3:
         with pytest.raises(FloatingPointError, match="log_domain"):
-            unbalanced_barycenter(A, M, epsilon=eps, gamma=gamma, log_domain=False)
+            unbalanced_barycenter(A, dense, epsilon=eps, gamma=gamma, log_domain=False)
 
     # float32 kernel-domain iterations underflow earlier (max(M) / eps > 87)
     r32 = unbalanced_barycenter(
-        A.astype(np.float32), M, epsilon=eps, gamma=gamma, tol=1e-6
+        A.astype(np.float32),
+        dense.astype(np.float32),
+        epsilon=eps,
+        gamma=gamma,
+        tol=1e-6,
     )
     assert r32.state.log_domain and np.isfinite(r32.barycenter).all()
     # 1e-5: float32 output of float64 log-domain iterations stopped at 1e-6

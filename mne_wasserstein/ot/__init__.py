@@ -3,7 +3,8 @@
 Arrays only: this subpackage does not import MNE-Python.
 """
 
-from .kernels import BlockDiagonalKernel, KernelOperator, make_kernel
+from ._metric import GroundMetric
+from .kernels import BlockDiagonalKernel, KernelOperator, SparseKernel, make_kernel
 from .sinkhorn import (
     BarycenterResult,
     SinkhornResult,
@@ -17,9 +18,11 @@ from .virtual import VirtualPointKernel
 __all__ = [
     "BarycenterResult",
     "BlockDiagonalKernel",
+    "GroundMetric",
     "KernelOperator",
     "SinkhornResult",
     "SinkhornState",
+    "SparseKernel",
     "make_kernel",
     "signed_wasserstein",
     "unbalanced_barycenter",

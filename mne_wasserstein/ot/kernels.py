@@ -14,7 +14,7 @@ import numpy as np
 
 from ._backend import asarray, check_dtype, get_namespace, to_numpy
 
-__all__ = ["KernelOperator", "BlockDiagonalKernel", "make_kernel"]
+__all__ = ["KernelOperator", "BlockDiagonalKernel", "SparseKernel", "make_kernel"]
 
 # Rows of a shifted kernel product below this value are recomputed with an
 # exact log-sum-exp: above it, the terms lost to underflow (each < 1e-307 and
@@ -23,6 +23,16 @@ _LOG_REPAIR = 1e-200
 _ROW_CHUNK = 512
 # exp(x) is slow below about -708 (subnormal results): clamp there
 _LOG_TINY = -700.0
+# The truncation of SparseKernel: an entry is left out when it carries less
+# than _TRUNCATION * (mass scale) / p of transport in every column, while the
+# log-scalings stay within _ABSORB of the potentials absorbed in the kernel
+# (beyond, the kernel is stabilized again), so that every row and column of
+# every transport plan loses less than _TRUNCATION times the mass scale.
+_TRUNCATION = 1e-12
+_ABSORB = 5.0
+# make_kernel(kind="auto") is sparse when the truncation at zero potentials
+# keeps less than this fraction of the entries
+_SPARSE_FRACTION = 0.25
 
 
 def _gibbs(M, epsilon, dtype, xp):
@@ -436,6 +446,315 @@ class _RestrictedKernel(KernelOperator):
         return self._parent._smallest_entry()
 
 
+class SparseKernel(KernelOperator):
+    """Truncated stabilized Gibbs kernel (Schmitzer 2019), in CSR form.
+
+    Where ``exp(-M / epsilon)`` is mostly negligible, the solvers iterate
+    with the stabilized kernel ``exp((f_i + g_j - M_ij) / epsilon)``, ``f``
+    and ``g`` potentials absorbed from the current iterate, keeping only the
+    entries above a threshold. With several columns (subjects, signs), one
+    kernel serves all: ``f_i`` and ``g_j`` are the largest potentials of the
+    columns at each point, so an entry left out is negligible in every
+    column.
+
+    Parameters
+    ----------
+    blocks : list of slice
+        Contiguous groups of points, in order, between which there is no
+        transport (see :class:`KernelOperator`).
+    ground_metrics : list of array | list of sparse array
+        The ground metric inside each block: a dense array (``np.inf``: no
+        transport), or a :mod:`scipy.sparse` array whose stored entries are
+        the distances (the diagonal stored, 0) and whose missing entries
+        mean no transport (e.g. beyond the ``max_distance`` of
+        :func:`~mne_wasserstein.compute_ground_metric`).
+    epsilon : float
+        The entropic regularisation, in the unit of the ground metric.
+    dtype : numpy.dtype
+        The dtype of the solvers' outputs. The products are always float64.
+    xp : module
+        The array namespace (numpy or cupy; on cupy the products use
+        :mod:`cupyx.scipy.sparse`).
+    compiled : bool | None
+        Run the Sinkhorn iterations in the compiled CPU loop (numba) instead
+        of the array code. ``None``: compiled on numpy.
+
+    Notes
+    -----
+    An entry ``(i, j)`` is kept when ``(f_i + g_j - M_ij) / epsilon >=
+    log(1e-12 * s / p) - 2 * 5``, ``s`` the smallest of the columns' largest
+    input masses. While every log-scaling stays less than 5 above its
+    absorbed potential (``eps log u^c_i - f_i <= 5 epsilon``, else the
+    kernel is stabilized again at the current potentials), each entry left
+    out carries less than ``1e-12 s / p`` of transport in every column, so
+    that every row and column of every plan loses less than ``1e-12 s``
+    (``tests/test_ot_sparse.py`` checks this bound). The bound holds for any
+    potentials; the number of entries kept depends on them (about those
+    within ``45 epsilon`` of each point at zero potentials).
+
+    Products ``K @ exp(x)`` are one sparse product with the scalings
+    ``exp(x - g)``, which stay below ``exp(5)``; a product that underflows
+    (below ``tiny^(2/3)``) is recomputed by a log-sum-exp over its row, so
+    the products are exact for the kept entries whatever the scalings.
+
+    References
+    ----------
+    B. Schmitzer. Stabilized sparse scaling algorithms for entropy
+    regularized transport problems. SIAM J. Sci. Comput. 41(3), 2019.
+    """
+
+    def __init__(self, blocks, ground_metrics, epsilon, dtype, xp, *, compiled=None):
+
+        if not all(isinstance(b, slice) for b in blocks):
+            raise ValueError("SparseKernel needs blocks of contiguous points")
+        self.blocks = list(blocks)
+        self.epsilon = float(epsilon)
+        self.dtype = np.dtype(dtype)
+        self.xp = xp
+        self.n_points = sum(_block_size(b) for b in self.blocks)
+        self.compiled = (xp is np) if compiled is None else bool(compiled)
+        if self.compiled and xp is not np:
+            raise ValueError("compiled=True runs on the CPU: use numpy arrays")
+        # the candidate entries of M and M^T: their finite entries, as CSR
+        # over all points with rows sorted by distance
+        self._candidates = _candidates(self.blocks, ground_metrics)
+        symmetric = all(_is_symmetric(m) for m in ground_metrics)
+        self._candidates_t = (
+            self._candidates
+            if symmetric
+            else _candidates(self.blocks, [m.T for m in ground_metrics])
+        )
+        self._total = None
+
+    def __repr__(self):
+        sizes = [_block_size(b) for b in self.blocks]
+        return (
+            f"<SparseKernel | {self.n_points} points, blocks {sizes}, "
+            f"epsilon={self.epsilon:g}, {self.xp.__name__}>"
+        )
+
+    def _log_keep(self, mass_scale):
+        """Return the log threshold of the stabilized kernel's entries."""
+        return np.log(_TRUNCATION * mass_scale / max(self.n_points, 1)) - 2.0 * _ABSORB
+
+    def stabilize(self, row_pot, col_pot, mass_scale=1.0, row_active=None,
+                  col_active=None):  # fmt: skip
+        """Return the truncated kernel stabilized at the given potentials.
+
+        Parameters
+        ----------
+        row_pot, col_pot : array, shape (p,)
+            The potentials to absorb, divided by epsilon (``f / epsilon``,
+            ``g / epsilon``), finite.
+        mass_scale : float
+            The mass scale ``s`` of the truncation (see Notes).
+        row_active, col_active : None | array of bool, shape (p,)
+            The points that can send (rows) and receive (columns) mass;
+            ``None``: all. Where an active point would keep no entry
+            towards active points, its potential is raised until it keeps
+            its best one (so that no product is empty).
+
+        Returns
+        -------
+        kernel : _StabilizedKernel
+            The stabilized products; its ``row_pot`` and ``col_pot`` are the
+            potentials absorbed.
+        """
+        from ._compiled import _normalise_rows, _reachable, _transpose, _truncate
+
+        p = self.n_points
+        row_pot = np.asarray(to_numpy(row_pot), dtype=np.float64)
+        col_pot = np.asarray(to_numpy(col_pot), dtype=np.float64)
+        row_active = np.ones(p, bool) if row_active is None else to_numpy(row_active)
+        col_active = np.ones(p, bool) if col_active is None else to_numpy(col_active)
+        log_keep = self._log_keep(mass_scale)
+        inv_eps = 1.0 / self.epsilon
+        cand, cand_t = self._candidates, self._candidates_t
+        active = (row_active, col_active)
+        row_pot, col_pot = _reachable(
+            cand, cand_t, row_pot, col_pot, *active, inv_eps, log_keep
+        )
+        indptr, indices, logk = _truncate(
+            cand, row_pot, col_pot, *active, inv_eps, log_keep
+        )
+        t_indptr, t_indices, t_logk = _transpose(indptr, indices, logk, p)
+        r, data = _normalise_rows(indptr, logk)
+        rt, t_data = _normalise_rows(t_indptr, t_logk)
+        return _StabilizedKernel(
+            (indptr, indices, data, r - row_pot, col_pot),
+            (t_indptr, t_indices, t_data, rt - col_pot, row_pot),
+            (cand + (inv_eps,), cand_t + (inv_eps,)),
+            self.xp,
+        )
+
+    def _zero(self):
+        if getattr(self, "_at_zero", None) is None:
+            zero = np.zeros(self.n_points)
+            self._at_zero = self.stabilize(zero, zero)
+        return self._at_zero
+
+    def matvec(self, V):
+        """Return ``K @ V`` with ``K`` truncated at zero potentials."""
+        return self._zero().apply(V, transpose=False)
+
+    def rmatvec(self, U):
+        """Return ``K.T @ U`` with ``K`` truncated at zero potentials."""
+        return self._zero().apply(U, transpose=True)
+
+    def log_matvec(self, log_V):
+        """Return ``log(K @ exp(log_V))`` with ``K`` truncated at zero potentials."""
+        need = self.xp.ones(log_V.shape, dtype=bool)
+        return self._zero().log_product(log_V, False, need)
+
+    def log_rmatvec(self, log_U):
+        """Return ``log(K.T @ exp(log_U))`` with ``K`` truncated at zero potentials."""
+        need = self.xp.ones(log_U.shape, dtype=bool)
+        return self._zero().log_product(log_U, True, need)
+
+    def total(self):
+        """Return the sum of the entries of ``exp(-M / epsilon)`` (untruncated)."""
+        from ._compiled import _exp_sum
+
+        if self._total is None:
+            total = _exp_sum(-self._candidates[2] / self.epsilon)
+            self._total = float(total)
+        return self._total
+
+    def astype(self, dtype):
+        """Return the same operator with outputs in ``dtype``."""
+        new = object.__new__(SparseKernel)
+        new.__dict__.update(self.__dict__)
+        new.dtype = np.dtype(dtype)
+        return new
+
+    def kept_fraction(self):
+        """Fraction of the entries of the blocks kept at zero potentials."""
+        n_entries = sum(_block_size(b) ** 2 for b in self.blocks)
+        return self._zero().nnz / n_entries
+
+
+class _StabilizedKernel:
+    """The products of a :class:`SparseKernel` stabilized at potentials.
+
+    ``kv`` and ``ktu`` are ``(indptr, indices, data, post, pre)`` of ``K``
+    and ``K^T``: ``K_ij = exp(post_i) data_ij exp(-pre_j)``, ``data`` in
+    (0, 1] (numpy, for the compiled loop); the array code uses the same
+    arrays in namespace ``xp``.
+    """
+
+    def __init__(self, kv, ktu, candidates, xp):
+        self.kv, self.ktu, self.xp = kv, ktu, xp
+        # (indptr, indices, distances, 1 / epsilon) of the untruncated K and
+        # K^T: where a product over the kept entries is empty, it is
+        # computed over these
+        self.candidates = candidates
+        self._cand_xp = [[asarray(a, xp) for a in c[:3]] for c in candidates]
+        self.nnz = int(kv[0][-1])
+        self.n_points = kv[0].shape[0] - 1
+        self.row_pot, self.col_pot = ktu[4], kv[4]
+        self._device = [self._to_xp(part) for part in (kv, ktu)]
+
+    def _to_xp(self, part):
+        indptr, indices, data, post, pre = part
+        xp = self.xp
+        shape = (self.n_points, self.n_points)
+        if xp is np:
+            from scipy.sparse import csr_array
+
+            mat = csr_array((data, indices, indptr), shape=shape)
+        else:  # pragma: no cover - needs a GPU
+            from cupyx.scipy.sparse import csr_matrix
+
+            mat = csr_matrix(
+                (xp.asarray(data), xp.asarray(indices), xp.asarray(indptr)),
+                shape=shape,
+            )
+        arrays = [asarray(a, xp) for a in (indptr, indices, data, post, pre)]
+        return mat, arrays
+
+    def apply(self, V, transpose):
+        """``K @ V`` (``K.T`` if ``transpose``) in the kernel domain."""
+        xp = self.xp
+        mat, (_, _, _, post, pre) = self._device[1 if transpose else 0]
+        scaled = mat @ (V * xp.exp(-pre)[:, None])
+        return scaled * xp.exp(post)[:, None]
+
+    def log_product(self, lx, transpose, need):
+        """``log(K @ exp(lx))``, exact on ``need`` (see :class:`SparseKernel`)."""
+        from ._compiled import _TAU64, _TINY64
+
+        xp = self.xp
+        mat, (indptr, indices, data, post, pre) = self._device[1 if transpose else 0]
+        with np.errstate(all="ignore"):
+            y = mat @ xp.exp(lx - pre[:, None])
+            out = xp.log(xp.maximum(y, _TINY64)) + post[:, None]
+        low = need & ~(y >= _TAU64)
+        if bool(low.any()):
+            rows, cols = xp.nonzero(low)
+            out[rows, cols] = post[rows] + _rows_logsumexp(
+                indptr, indices, xp.log(data), lx, pre, rows, cols, xp
+            )
+            empty = need & (out == -np.inf)
+            if bool(empty.any()):
+                rows, cols = xp.nonzero(empty)
+                c_indptr, c_indices, dist = self._cand_xp[1 if transpose else 0]
+                zero = xp.zeros(lx.shape[0])
+                out[rows, cols] = _rows_logsumexp(
+                    c_indptr, c_indices, -dist * self.candidates[0][3], lx, zero,
+                    rows, cols, xp,
+                )  # fmt: skip
+        return out
+
+
+def _rows_logsumexp(indptr, indices, log_data, lx, pre, rows, cols, xp):
+    """``log sum_k exp(log_data_k + lx[j_k, col] - pre[j_k])`` over rows' entries."""
+    if indices.shape[0] == 0:
+        return xp.full(rows.shape[0], -np.inf)
+    start = indptr[rows]
+    length = indptr[rows + 1] - start
+    width = max(int(length.max()), 1)
+    offset = xp.arange(width)[None, :]
+    valid = offset < length[:, None]
+    pos = xp.where(valid, start[:, None] + offset, 0)
+    j = indices[pos]
+    with np.errstate(all="ignore"):
+        v = log_data[pos] + lx[j, cols[:, None]] - pre[j]
+        v = xp.where(valid, v, -np.inf)
+        top = v.max(axis=1)
+        safe = xp.where(xp.isfinite(top), top, 0.0)
+        total = xp.exp(v - safe[:, None]).sum(axis=1)
+        return xp.where(xp.isfinite(top), safe + xp.log(total), -np.inf)
+
+
+def _candidates(blocks, metrics):
+    """Return the finite entries of the blocks (CSR, rows sorted by distance)."""
+    from scipy import sparse
+
+    indptr, indices, dist = [np.zeros(1, np.int64)], [], []
+    for b, m in zip(blocks, metrics, strict=True):
+        if sparse.issparse(m):
+            m = sparse.csr_array(m)  # keeps the stored zeros (the diagonal)
+            ip, ix, d = m.indptr, m.indices, np.asarray(m.data, dtype=np.float64)
+            rows = np.repeat(np.arange(m.shape[0]), np.diff(ip))
+        else:
+            m = np.asarray(m)
+            rows, ix = np.nonzero(np.isfinite(m))
+            ip = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(m)))])
+            d = np.asarray(m[rows, ix], dtype=np.float64)
+        order = np.lexsort((d, rows))
+        indptr.append(ip[1:] + indptr[-1][-1])
+        indices.append(ix[order].astype(np.int32) + b.start)
+        dist.append(d[order])
+    return np.concatenate(indptr), np.concatenate(indices), np.concatenate(dist)
+
+
+def _is_symmetric(m):
+    if _is_sparse(m):
+        diff = abs(m - m.T)
+        return diff.nnz == 0 or float(diff.max()) == 0.0
+    return bool(np.array_equal(m, m.T))
+
+
 def _index(glob, local, xp):
     """Global indices ``glob[local]``, as a slice when contiguous."""
     sel = glob[local]
@@ -450,7 +769,9 @@ def _block_size(idx):
     return len(idx)
 
 
-def make_kernel(ground_metric, epsilon, *, dtype=None, backend=None):
+def make_kernel(
+    ground_metric, epsilon, *, dtype=None, backend=None, kind="auto", compiled=None
+):
     """Build the Gibbs kernel operator of a ground metric.
 
     Parameters
@@ -460,7 +781,8 @@ def make_kernel(ground_metric, epsilon, *, dtype=None, backend=None):
         ``np.inf`` entries mean no transport; points connected by finite
         entries form blocks (e.g. one per hemisphere) that are stored and
         applied separately. A list of square arrays gives the diagonal blocks
-        directly, in order; so does a
+        directly, in order (a :mod:`scipy.sparse` block: stored entries are
+        distances, missing ones mean no transport); so does a
         :class:`~mne_wasserstein.GroundMetric` (its ``blocks``). A
         :class:`KernelOperator` is returned unchanged (after checking
         ``epsilon``).
@@ -471,6 +793,16 @@ def make_kernel(ground_metric, epsilon, *, dtype=None, backend=None):
         (all of its blocks) is float32, else float64.
     backend : None | "numpy" | "cupy"
         ``None``: cupy if ``M`` is a cupy array, else numpy.
+    kind : "auto" | "dense" | "sparse"
+        ``"dense"``: :class:`BlockDiagonalKernel`. ``"sparse"``: the
+        truncated stabilized :class:`SparseKernel` (products in float64,
+        outputs in ``dtype``). ``"auto"``: sparse when its truncation at zero
+        potentials keeps less than 25 percent of the entries of the blocks (and the
+        blocks are contiguous), or when a block is stored sparse; dense
+        otherwise.
+    compiled : bool | None
+        For a sparse kernel: run the iterations in the compiled CPU loop
+        (``None``: on numpy). See :class:`SparseKernel`.
 
     Returns
     -------
@@ -478,6 +810,8 @@ def make_kernel(ground_metric, epsilon, *, dtype=None, backend=None):
         The kernel operator.
     """
     epsilon = _check_positive(epsilon, "epsilon")
+    if kind not in ("auto", "dense", "sparse"):
+        raise ValueError(f"kind must be 'auto', 'dense' or 'sparse', got {kind!r}")
     if isinstance(ground_metric, KernelOperator):
         if not np.isclose(ground_metric.epsilon, epsilon, rtol=1e-12, atol=0):
             raise ValueError(
@@ -491,21 +825,53 @@ def make_kernel(ground_metric, epsilon, *, dtype=None, backend=None):
         mats = list(ground_metric)
         xp = get_namespace(*mats, backend=backend)
         dtype = check_dtype(dtype, *mats)
-        mats = [_check_metric(to_numpy(m), f"block {k}") for k, m in enumerate(mats)]
+        mats = [_check_metric(m, f"block {k}") for k, m in enumerate(mats)]
         blocks, start = [], 0
         for m in mats:
             blocks.append(slice(start, start + m.shape[0]))
             start += m.shape[0]
-        return BlockDiagonalKernel(blocks, mats, epsilon, dtype, xp)
-    xp = get_namespace(ground_metric, backend=backend)
-    dtype = check_dtype(dtype, ground_metric)
-    M = _check_metric(to_numpy(ground_metric), "ground_metric")
-    blocks = _find_blocks(np.isfinite(M))
-    mats = [M[b][:, b] if not isinstance(b, slice) else M[b, b] for b in blocks]
+    else:
+        xp = get_namespace(ground_metric, backend=backend)
+        dtype = check_dtype(dtype, ground_metric)
+        M = _check_metric(ground_metric, "ground_metric")
+        blocks = _find_blocks(np.isfinite(M))
+        mats = [M[b][:, b] if not isinstance(b, slice) else M[b, b] for b in blocks]
+    if kind == "auto":
+        kind = _auto_kind(blocks, mats, epsilon)
+    if kind == "sparse":
+        return SparseKernel(blocks, mats, epsilon, dtype, xp, compiled=compiled)
+    if any(_is_sparse(m) for m in mats):
+        raise ValueError("a ground metric stored sparse needs kind='sparse'")
     return BlockDiagonalKernel(blocks, mats, epsilon, dtype, xp)
 
 
+def _is_sparse(m):
+    from scipy import sparse
+
+    return sparse.issparse(m)
+
+
+def _auto_kind(blocks, mats, epsilon):
+    """``"sparse"`` where the truncated kernel is small, else ``"dense"``."""
+    if any(_is_sparse(m) for m in mats):
+        return "sparse"
+    if not all(isinstance(b, slice) for b in blocks):
+        return "dense"
+    p = sum(_block_size(b) for b in blocks)
+    radius = -epsilon * (np.log(_TRUNCATION / max(p, 1)) - 2.0 * _ABSORB)
+    kept = sum(int(np.count_nonzero(m <= radius)) for m in mats)
+    total = sum(m.shape[0] ** 2 for m in mats)
+    return "sparse" if kept < _SPARSE_FRACTION * total else "dense"
+
+
 def _check_metric(M, name):
+    if _is_sparse(M):
+        if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] == 0:
+            raise ValueError(f"{name} must be a non-empty square matrix, got {M.shape}")
+        if np.isnan(M.data).any() or (M.data < 0).any():
+            raise ValueError(f"{name} must hold non-negative distances")
+        return M
+    M = to_numpy(M)
     if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square matrix, got {M.shape}")
     if np.isnan(M).any():

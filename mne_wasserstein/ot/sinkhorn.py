@@ -27,8 +27,15 @@ import numpy as np
 
 from .._logging import logger
 from .._warnings import ConvergenceWarning
-from ._backend import get_namespace, to_numpy
-from .kernels import _LOG_TINY, KernelOperator, _check_positive, make_kernel
+from ._backend import asarray, get_namespace, to_numpy
+from .kernels import (
+    _ABSORB,
+    _LOG_TINY,
+    KernelOperator,
+    SparseKernel,
+    _check_positive,
+    make_kernel,
+)
 
 __all__ = [
     "SinkhornState",
@@ -318,7 +325,7 @@ class _LogProducts:
     """
 
     def __init__(self, kernel, exact, support=None):
-        self.exact = exact
+        self.exact = self.log_domain = exact
         self.dtype = np.dtype(np.float64) if exact else kernel.dtype
         if not exact and support is not None:
             kernel = kernel._restrict(*support)
@@ -339,6 +346,10 @@ class _LogProducts:
             # entries of K below tiny are lost, each term below tiny times the
             # largest scaling: tau relative to it (see _tau)
             self.tau *= np.exp(self.headroom)
+
+    def grown(self, lu, lv):
+        """Whether the kernel must be stabilized again (never, here)."""
+        return False
 
     def __call__(self, lx, transpose, need):
         """Return ``(log product, ok)``; ``need`` masks the rows that matter."""
@@ -362,6 +373,59 @@ class _LogProducts:
             rows, cols = xp.nonzero(low)
             out[rows, cols] = kernel._log_entries(lx, rows, cols, transpose)
         return out, True
+
+
+class _SparseProducts:
+    """Exact products of a :class:`SparseKernel`, stabilized at the iterate.
+
+    The kernel is stabilized at the largest log-scalings of the columns at
+    each point (on the masks), and again whenever a log-scaling grows more
+    than ``_ABSORB`` above them (:meth:`grown`).
+    """
+
+    exact = True
+    log_domain = False  # kernel-domain products, exact where they underflow
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, prob, lu, lv):
+        xp = prob.xp
+        self.prob, self.kernel = prob, prob.kernel
+        col_max = to_numpy(prob.A.max(axis=0))
+        col_max = col_max[col_max > 0]
+        self.mass_scale = float(col_max.min()) if col_max.size else 1.0
+        self.stab = None
+        self.restabilize(lu, lv)
+        self.xp = xp
+
+    def _envelope(self, lx, mask):
+        xp = self.prob.xp
+        top = xp.where(mask, lx, -np.inf).max(axis=1)
+        return xp.where(xp.isfinite(top), top, 0.0)
+
+    def restabilize(self, lu, lv):
+        """Stabilize the kernel at the log-scalings ``lu``, ``lv``."""
+        prob = self.prob
+        self.stab = self.kernel.stabilize(
+            self._envelope(lu, prob.mask_u),
+            self._envelope(lv, prob.mask_v),
+            self.mass_scale,
+            prob.mask_u.any(axis=1),
+            prob.mask_v.any(axis=1),
+        )
+        xp = prob.xp
+        self.row_pot = asarray(self.stab.row_pot, xp)
+        self.col_pot = asarray(self.stab.col_pot, xp)
+
+    def grown(self, lu, lv):
+        """Whether a log-scaling exceeds its absorbed potential by ``_ABSORB``."""
+        prob = self.prob
+        up = prob.mask_u & (lu - self.row_pot[:, None] > _ABSORB)
+        vp = prob.mask_v & (lv - self.col_pot[:, None] > _ABSORB)
+        return bool(up.any() | vp.any())
+
+    def __call__(self, lx, transpose, need):
+        """Return ``(log product, True)``."""
+        return self.stab.log_product(lx, transpose, need), True
 
 
 def _step(prob, prods, lu, lv, lq, logA, ltarget, omega):
@@ -425,7 +489,12 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
     else:
         lu = xp.where(mask_u, lu, -np.inf)
         lv = xp.where(mask_v, lv, -np.inf)
-    prods = _LogProducts(kernel, exact=log_domain is True, support=prob.support)
+    if isinstance(kernel, SparseKernel):
+        prods = _SparseProducts(prob, lu, lv)
+        if kernel.compiled:
+            return _run_compiled(prob, prods, lu, lv, tol, max_iter, relaxation)
+    else:
+        prods = _LogProducts(kernel, exact=log_domain is True, support=prob.support)
     omega = float(relaxation)
     n_iter, err, converged, lq = 0, np.inf, False, None
     errors, best, since_best = [], np.inf, 0
@@ -477,14 +546,63 @@ def _run(prob, *, tol, max_iter, init, log_domain, relaxation):
                 # the noise may have reduced the over-relaxation: start afresh
                 omega, since_best = float(relaxation), 0
                 errors.clear()
+            if prods.grown(lu, lv):
+                prods.restabilize(lu, lv)
     if not converged:
-        warnings.warn(
-            f"Sinkhorn did not converge in {max_iter} iterations "
-            f"(err={err:.2e}, tol={tol:.1e}); increase max_iter or tol.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
+        _warn_not_converged(max_iter, err, tol)
     return lu, lv, n_iter, converged, err, prods
+
+
+def _warn_not_converged(max_iter, err, tol):
+    warnings.warn(
+        f"Sinkhorn did not converge in {max_iter} iterations "
+        f"(err={err:.2e}, tol={tol:.1e}); increase max_iter or tol.",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
+
+
+def _run_compiled(prob, prods, lu, lv, tol, max_iter, relaxation):
+    """:func:`_run` in the compiled loop of :mod:`._compiled` (numpy only).
+
+    The loop returns to Python only to stabilize the kernel again.
+    """
+    from ._compiled import _sinkhorn_loop
+
+    lu = np.array(lu, dtype=np.float64, order="C")
+    lv = np.array(lv, dtype=np.float64, order="C")
+    p, n_col = lu.shape
+    bary = prob.weights is not None
+    with np.errstate(divide="ignore"):
+        logA = np.log(prob.A.astype(np.float64))
+        ltarget = logA if bary else np.log(prob.target.astype(np.float64))
+    weights = np.asarray(prob.weights, dtype=np.float64) if bary else np.zeros(0)
+    mask_u = np.ascontiguousarray(prob.mask_u)
+    mask_v = np.ascontiguousarray(prob.mask_v)
+    lq = np.zeros((p, prob.n_problems))
+    errors = np.empty(_OSCILLATION + 1)
+    state = (float(relaxation), 0, np.inf, 0)  # omega, n_errors, best, since_best
+    n_iter, has_lq = 0, False
+    while True:
+        status, n_iter, err, omega, n_errors, best, since_best, has_lq = (
+            _sinkhorn_loop(
+                prods.stab.kv, prods.stab.ktu, prods.stab.candidates, logA,
+                ltarget, mask_u, mask_v,
+                weights, prob.n_problems, prob.psi, lu, lv, lq, has_lq,
+                state[0], errors, state[1], state[2], state[3], n_iter,
+                max_iter, tol, _ABSORB, _OSCILLATION, _REDUCTION,
+            )
+        )  # fmt: skip
+        state = (omega, n_errors, best, since_best)
+        if status == 2:
+            prods.restabilize(lu, lv)
+            continue
+        if status == 3:  # pragma: no cover - masks keep NaN out
+            raise FloatingPointError("NaN in the Sinkhorn iterations")
+        break
+    if status != 0:
+        _warn_not_converged(max_iter, err, tol)
+    return lu, lv, n_iter, status == 0, err, prods
 
 
 def _adapt(omega, errors, err):
@@ -593,6 +711,24 @@ def _check_common(
     return epsilon, gamma, tol, int(max_iter), psi, relaxation
 
 
+def _solver_kernel(M, epsilon, dtype, backend, *masses):
+    """Return the kernel of a solver's ground metric (sparse: positive masses).
+
+    With exact zeros, the log-scalings of a column far from its support grow
+    with the distance to it (about ``distance / epsilon``), so the
+    stabilized truncation of :class:`SparseKernel` keeps re-absorbing them
+    and falls back to whole rows: the dense kernel is faster there. Where
+    every column has mass at every point (MWE's mass floor), the truncation
+    is tight.
+    """
+    if isinstance(M, KernelOperator):
+        return make_kernel(M, epsilon)
+    xp = get_namespace(*masses, backend=backend)
+    positive = all(bool((xp.asarray(m) > 0).all()) for m in masses)
+    kind = "auto" if positive else "dense"
+    return make_kernel(M, epsilon, dtype=dtype, backend=backend, kind=kind)
+
+
 def _check_balanced(a, b, blocks, xp):
     """Balanced transport needs the same mass in every block and column."""
     for idx in blocks:
@@ -680,7 +816,7 @@ def unbalanced_sinkhorn(
     )
     if dtype is None and not isinstance(M, KernelOperator):
         dtype = np.float32 if getattr(a, "dtype", None) == np.float32 else np.float64
-    kernel = make_kernel(M, epsilon, dtype=dtype, backend=backend)
+    kernel = _solver_kernel(M, epsilon, dtype, backend, a, b)
     xp = kernel.xp
     a = _check_masses(a, "a", xp, np.float64)
     b = _check_masses(b, "b", xp, np.float64)
@@ -722,7 +858,7 @@ def unbalanced_sinkhorn(
         n_iter=n_iter,
         converged=converged,
         err=err,
-        log_domain=prods.exact,
+        log_domain=prods.log_domain,
     )
     m, n = m.astype(out_dtype), n.astype(out_dtype)
     if squeeze:
@@ -856,7 +992,7 @@ def unbalanced_barycenter(
     if dtype is None and not isinstance(M, KernelOperator):
         dtype = getattr(A, "dtype", None)
         dtype = np.float32 if dtype == np.float32 else np.float64
-    kernel = make_kernel(M, epsilon, dtype=dtype, backend=backend)
+    kernel = _solver_kernel(M, epsilon, dtype, backend, A)
     xp = kernel.xp
     A = _check_masses(A, "A", xp, np.float64, ndim=(2, 3))
     in_shape = A.shape
@@ -903,7 +1039,7 @@ def unbalanced_barycenter(
         n_iter=n_iter,
         converged=converged,
         err=err,
-        log_domain=prods.exact,
+        log_domain=prods.log_domain,
     )
     m = m.astype(out_dtype).reshape(in_shape)
     q = q.astype(out_dtype)

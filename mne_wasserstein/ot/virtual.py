@@ -80,7 +80,11 @@ class VirtualPointKernel(KernelOperator):
     """
 
     def __init__(self, ground_metric, delta, epsilon, *, dtype=None, backend=None):
-        base = make_kernel(ground_metric, epsilon, dtype=dtype, backend=backend)
+        # dense: the virtual point's column reaches every point, and the
+        # stabilized truncation of SparseKernel is only for its own engine
+        base = make_kernel(
+            ground_metric, epsilon, dtype=dtype, backend=backend, kind="dense"
+        )
         p = base.n_points
         delta = np.asarray(to_numpy(delta), dtype=np.float64)
         if delta.ndim == 0:
