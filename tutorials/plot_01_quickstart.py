@@ -27,7 +27,7 @@ from mne_wasserstein import apply_mwe, compute_ground_metric
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.metrics import localization_error
 from mne_wasserstein.simulation import simulate_group_evokeds
-from mne_wasserstein.viz import plot_sources_2d
+from mne_wasserstein.viz import plot_group_sources
 
 cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0)
 sim = simulate_group_evokeds(cohort, n_sources=5, hemi="lh", random_state=0)
@@ -90,25 +90,19 @@ print("localisation error (mm):", np.round(error, 1))
 # %%
 # Look at the sources
 # -------------------
-# The barycenter is a SourceEstimate on the template, and each subject's
-# estimate one on the subject's own source space: ``stc.plot(...)`` shows them
-# on MNE's 3D viewer (with the ``viz`` extra). Here a lateral view drawn
-# with matplotlib shows the true sources of the first subject, its estimate
-# and the barycenter; the barycenter is entropic, smooth and nowhere exactly
-# zero, so only its sources above a fifth of its largest amplitude are drawn
-# (:ref:`tut-barycenter` looks at it closely).
-n_total = sum(s["nuse"] for s in cohort.src_ref)
-coefs = np.zeros((3, n_total))
-coefs[0] = sim.coef[0]
-coefs[1, :n_lh] = result.coef[0]
-bary = stc_bar.data[:, 0]
-coefs[2, :n_lh] = np.where(np.abs(bary) > 0.2 * np.abs(bary).max(), bary, 0.0)
-plot_sources_2d(
-    coefs,
-    cohort.src_ref,
-    subjects_dir=cohort.subjects_dir,
-    subject=cohort.subject_ref,
-    labels=["truth (subject 0)", "MWE (subject 0)", "barycenter (> 20 %)"],
-    title="MWE_0.5 on the template (lateral views)",
-)
+# :func:`~mne_wasserstein.viz.plot_group_sources` draws every subject's
+# sources on the inflated template, one colour per subject and the size
+# growing with the amplitude (subjects' source spaces are brought to the
+# template through their registrations), and the barycenter as a colour map
+# (red positive, blue negative). With the ``viz`` extra and a display (a
+# virtual one, Xvfb, when building this page) it is MNE's 3D
+# :class:`~mne.viz.Brain`; without, the same content is drawn with
+# matplotlib. First the truth:
+brain = plot_group_sources(sim.stcs, subjects_dir=cohort.subjects_dir)
+
+# %%
+# Then the estimates and their barycenter. The barycenter is entropic,
+# smooth and nowhere exactly zero: it is drawn where it exceeds a tenth of
+# its peak (``threshold``); :ref:`tut-barycenter` looks at it closely.
+brain = plot_group_sources(stcs, stc_bar, subjects_dir=cohort.subjects_dir)
 plt.show()

@@ -38,6 +38,7 @@ from mne_wasserstein import apply_group_inverse, compute_ground_metric
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.metrics import emd_per_source, localization_error
 from mne_wasserstein.simulation import simulate_group_evokeds
+from mne_wasserstein.viz import plot_group_sources
 
 cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0, verbose=False)
 sim = simulate_group_evokeds(
@@ -144,6 +145,19 @@ for method, result in results.items():
     shared = np.count_nonzero(result.coef, axis=0)
     counts = np.bincount(shared[shared > 0], minlength=len(cohort.subjects) + 1)
     print(f"{method:11s} sources active in 1..4 subjects: {counts[1:].tolist()}")
+
+# %%
+# On the brain
+# ------------
+# The first subject's true sources and the estimate of every model, on the
+# inflated template (one colour per model, the size growing with the
+# amplitude; :func:`~mne_wasserstein.viz.plot_group_sources` brings the
+# subject's source space to the template through its registration).
+brain = plot_group_sources(
+    [sim.stcs[0]] + [result.stcs[0] for result in results.values()],
+    subjects_dir=cohort.subjects_dir,
+    labels=["truth"] + list(results),
+)
 
 # %%
 # The noise levels

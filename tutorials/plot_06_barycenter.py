@@ -26,7 +26,7 @@ import numpy as np
 from mne_wasserstein import apply_mwe, compute_ground_metric
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.simulation import simulate_group_evokeds
-from mne_wasserstein.viz import plot_sources_2d
+from mne_wasserstein.viz import plot_barycenter, plot_group_sources
 
 cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0, verbose=False)
 sim = simulate_group_evokeds(cohort, n_sources=5, random_state=0, verbose=False)
@@ -109,19 +109,21 @@ near = np.mean(np.isin(keep, np.flatnonzero(dist <= 10)))
 print(f"of which within 10 mm of a common source: {near:.0%}")
 
 # %%
-# On the template (lateral views): the common true sources, the sparse
-# group map, and the first subject's estimate. With a 3D backend (the
-# ``viz`` extra), ``stc_bar.plot(...)`` shows the same on MNE's viewer.
-coefs = np.zeros((3, len(bary)))
-coefs[0, common] = sim.coef[np.flatnonzero(sim.shared)[0], common]
-coefs[1] = group_map
-coefs[2] = result.coef[0]
-plot_sources_2d(
-    coefs,
-    src_ref,
+# On the template: the raw barycenter, drawn where it exceeds a tenth of its
+# peak (:func:`~mne_wasserstein.viz.plot_barycenter`), then the sparse group
+# map with the subjects' estimates and the common true sources (one colour
+# each). Both are MNE's 3D :class:`~mne.viz.Brain` with the
+# ``viz`` extra and a display, matplotlib otherwise.
+brain = plot_barycenter(stc_bar, subjects_dir=cohort.subjects_dir)
+
+# %%
+stc_map = stc_bar.copy()
+stc_map.data[:, 0] = group_map
+stc_common = sim.stcs_template[np.flatnonzero(sim.shared)[0]]
+brain = plot_group_sources(
+    [*stcs, stc_common],
+    stc_map,
     subjects_dir=cohort.subjects_dir,
-    subject=cohort.subject_ref,
-    labels=["common true sources", "barycenter (90 % of the mass)", "subject 0"],
-    title="MWE group map",
+    labels=[*cohort.subjects, "common true sources"],
 )
 plt.show()
