@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ._backend import asarray, check_dtype, get_namespace, to_numpy
+from ._metric import GroundMetric
 
 __all__ = ["KernelOperator", "BlockDiagonalKernel", "SparseKernel", "make_kernel"]
 
@@ -819,8 +820,8 @@ def make_kernel(
                 f", got epsilon={epsilon}"
             )
         return ground_metric
-    if hasattr(ground_metric, "blocks") and hasattr(ground_metric, "to_dense"):
-        ground_metric = ground_metric.blocks  # a GroundMetric (duck-typed: no mne)
+    if isinstance(ground_metric, GroundMetric):
+        ground_metric = ground_metric.blocks
     if isinstance(ground_metric, (list, tuple)):
         mats = list(ground_metric)
         xp = get_namespace(*mats, backend=backend)

@@ -12,7 +12,8 @@ import numpy as np
 
 from .._docs import fill_doc
 from .._logging import _use_log_level, logger
-from ..ot import KernelOperator, make_kernel, unbalanced_barycenter
+from ..ot import GroundMetric, KernelOperator, make_kernel, unbalanced_barycenter
+from ..ot._backend import to_numpy
 from ._base import (
     _BaseEstimator,
     _check_alpha,
@@ -251,8 +252,16 @@ def mwe_solver(
                     bary, value = transport(bary.state)
                     n_ot += 1
             state = bary.state
-            marg = np.asarray(bary.marginals).transpose(2, 1, 0)  # (2, S, p)
+            marg = to_numpy(bary.marginals).transpose(2, 1, 0)  # (2, S, p)
             objective.append(value)
+            logger.info(
+                "  MWE outer iteration %3d: objective %.8e, %d active sources, "
+                "%d Sinkhorn iterations",
+                n_iter,
+                value,
+                np.count_nonzero(coef.any(axis=(0, 1))),
+                state.n_iter,
+            )
             if n_iter > 1:
                 # the decreases of plain steps since the last extrapolation;
                 # stop after plain steps only (x is then optimal for the plans)
@@ -277,7 +286,7 @@ def mwe_solver(
                     R[:] = Yp - np.einsum("sij,sj->si", Xp, coef[:, 0] - coef[:, 1])
                     if concomitant:
                         sigma = _update_sigma(R, n, sigma0)
-    q = np.asarray(bary.barycenter)
+    q = to_numpy(bary.barycenter)
     return MWEResult(
         coef=coef[:, 0] - coef[:, 1],
         coef_parts=coef,
@@ -335,7 +344,7 @@ def reweighted_mwe_solver(
     tol = kwargs.get("tol", 1e-6)
     n_iter, objective = res.n_iter, list(res.objective)
     n_transport = res.n_transport
-    for _ in range(reweighting_steps):
+    for round_ in range(1, reweighting_steps + 1):
         previous = res.coef
         new_weights = _l05_weights(previous, scale)
         kwargs.update(coef_init=previous, ot_init=res.ot_state)
@@ -343,6 +352,12 @@ def reweighted_mwe_solver(
         n_iter += res.n_iter
         n_transport += res.n_transport
         objective += res.objective
+        logger.info(
+            "  MWE reweighting round %d: %d outer iterations, %d active sources",
+            round_,
+            res.n_iter,
+            np.count_nonzero(res.coef.any(axis=0)),
+        )
         change = np.abs(res.coef - previous).max()
         if change <= tol * max(np.abs(res.coef).max(), 1e-300):
             break
@@ -474,9 +489,9 @@ def _metric_scales(ground_metric):
     """
     if isinstance(ground_metric, KernelOperator):
         return None, None
-    if hasattr(ground_metric, "blocks") and hasattr(ground_metric, "to_dense"):
-        blocks = ground_metric.blocks  # a GroundMetric (duck-typed: no mne)
-    elif isinstance(ground_metric, (list, tuple)):
+    if isinstance(ground_metric, GroundMetric):
+        return ground_metric.median(), ground_metric.spacing()
+    if isinstance(ground_metric, (list, tuple)):
         blocks = ground_metric
     else:
         blocks = [ground_metric]
