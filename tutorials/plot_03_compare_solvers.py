@@ -138,9 +138,10 @@ axes[0].set(yticks=range(len(names)), yticklabels=names)
 # How many subjects have a source at each place? Group Lasso forces all
 # subjects to share one support (every active source is active in all four);
 # the independent models know nothing of the others; MTW and MWE let each
-# subject keep its own sources, and the transport term makes nearby
-# sources of different subjects agree. The printout counts, for each model,
-# the active sources by the number of subjects in which they are active.
+# subject keep its own sources, and the transport term pulls them towards
+# the same regions, not onto the same source. The printout counts, for each
+# model, the active sources by the number of subjects in which they are
+# active (exactly there); the brain below shows where they fall.
 for method, result in results.items():
     shared = np.count_nonzero(result.coef, axis=0)
     counts = np.bincount(shared[shared > 0], minlength=len(cohort.subjects) + 1)
@@ -153,6 +154,7 @@ for method, result in results.items():
 # inflated template (one colour per model, the size growing with the
 # amplitude; :func:`~mne_wasserstein.viz.plot_group_sources` brings the
 # subject's source space to the template through its registration).
+# sphinx_gallery_thumbnail_number = 2
 brain = plot_group_sources(
     [sim.stcs[0]] + [result.stcs[0] for result in results.values()],
     subjects_dir=cohort.subjects_dir,
