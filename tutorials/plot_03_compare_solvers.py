@@ -154,12 +154,12 @@ for method, result in results.items():
 # inflated template (one colour per model, the size growing with the
 # amplitude; :func:`~mne_wasserstein.viz.plot_group_sources` brings the
 # subject's source space to the template through its registration).
-# sphinx_gallery_thumbnail_number = 2
 brain = plot_group_sources(
     [sim.stcs[0]] + [result.stcs[0] for result in results.values()],
     subjects_dir=cohort.subjects_dir,
     labels=["truth"] + list(results),
 )
+# sphinx_gallery_thumbnail_number = 2
 
 # %%
 # The noise levels

@@ -114,8 +114,8 @@ print(f"of which within 10 mm of a common source: {near:.0%}")
 # map with the subjects' estimates and the common true sources (one colour
 # each). Both are MNE's 3D :class:`~mne.viz.Brain` with the
 # ``viz`` extra and a display, matplotlib otherwise.
-# sphinx_gallery_thumbnail_number = 2
 brain = plot_barycenter(stc_bar, subjects_dir=cohort.subjects_dir)
+# sphinx_gallery_thumbnail_number = 2
 
 # %%
 stc_map = stc_bar.copy()
