@@ -43,4 +43,6 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     # show what the tutorials print, not the repr of a cell's last expression
     "capture_repr": (),
+    # sphinx_gallery_* comments (e.g. the thumbnail) are not shown in the code
+    "remove_config_comments": True,
 }
