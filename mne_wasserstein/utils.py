@@ -1,16 +1,18 @@
-"""Shared utilities: data folder, documentation snippets, random states."""
+"""Shared utilities: the data folder (public), the disk cache, random states."""
 
 import os
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
 from mne import get_config
-from mne.utils import check_random_state
+from mne.utils import check_random_state, warn
 
-from ._docs import docdict, fill_doc
+# fill_doc is imported from here by other modules of the package
+from ._docs import fill_doc as fill_doc
 
-__all__ = ["get_data_dir", "fill_doc", "docdict"]
+__all__ = ["get_data_dir"]
 
 _DATA_KEY = "MNE_WASSERSTEIN_DATA"
 
@@ -71,17 +73,31 @@ def _seed_from(random_state):
 
 
 def _cached(fname, compute, write, read):
-    """Read ``fname``; if missing, compute and write it (atomically) first.
+    """Read ``fname``; if missing or unreadable, compute and write it first.
 
-    The object is always read back from disk, so that a cohort is the same
-    whether it was just built or came from the cache (FIF files store
-    forwards in single precision).
+    Writes are atomic (a temporary file renamed), so a reader never sees a
+    half-written file from a concurrent process. A cached file that fails to
+    read (truncated or corrupted by a crash, a full disk or a copy) is
+    rebuilt, with a warning naming it; a reader's ``RuntimeWarning`` (MNE's
+    "Invalid tag" on a truncated FIF file) counts as a failure. The object is
+    always read back from disk, so that a cohort is the same whether it was
+    just built or came from the cache (FIF files store forwards in single
+    precision).
     """
     fname = Path(fname)
-    if not fname.is_file():
-        obj = compute()
-        fname.parent.mkdir(parents=True, exist_ok=True)
-        tmp = fname.with_name(f"tmp{uuid.uuid4().hex[:8]}-{fname.name}")
-        write(tmp, obj)
-        tmp.replace(fname)
+    if fname.is_file():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                return read(fname)
+        except Exception as err:  # any failure to read means a broken cache
+            warn(
+                f"The cached file {fname} could not be read "
+                f"({type(err).__name__}: {err}); rebuilding it."
+            )
+    obj = compute()
+    fname.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fname.with_name(f"tmp{uuid.uuid4().hex[:8]}-{fname.name}")
+    write(tmp, obj)
+    tmp.replace(fname)
     return read(fname)

@@ -37,7 +37,9 @@ from mne_wasserstein import (
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.simulation import simulate_group_evokeds
 
-cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0, n_jobs=2)
+cohort = make_cohort(
+    4, spacing="ico4", modality="meg", random_state=0, n_jobs=2, verbose=False
+)
 sim = simulate_group_evokeds(
     cohort, n_sources=1, overlap=0.0, region_radius=15.0, snr=4.0, random_state=3
 )

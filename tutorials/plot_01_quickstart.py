@@ -20,8 +20,6 @@ Wasserstein barycenter on the template come out. Everything is built offline
 # the same place of the template for every subject. Five sources are
 # simulated in the left hemisphere, half of the subjects sharing their
 # locations, the others drawing theirs nearby.
-import importlib.util
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -29,9 +27,9 @@ from mne_wasserstein import apply_mwe, compute_ground_metric
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.metrics import localization_error
 from mne_wasserstein.simulation import simulate_group_evokeds
-from mne_wasserstein.viz import plot_sources_2d
+from mne_wasserstein.viz import plot_group_sources
 
-cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0, n_jobs=2)
+cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0)
 sim = simulate_group_evokeds(cohort, n_sources=5, hemi="lh", random_state=0)
 evokeds, forwards, noise_covs = sim.evokeds, sim.forward, sim.noise_cov
 print(evokeds[0])
@@ -92,35 +90,19 @@ print("localisation error (mm):", np.round(error, 1))
 # %%
 # Look at the sources
 # -------------------
-# The barycenter is a SourceEstimate on the template. With a 3D backend
-# (the ``viz`` extra: pyvista and pyvistaqt), MNE's viewer shows it on the inflated
-# template cortex; without one, a lateral view drawn with matplotlib shows
-# the barycenter, the true sources of the first subject and its estimate.
-if importlib.util.find_spec("pyvistaqt") is not None:
-    brain = stc_bar.plot(
-        subject=cohort.subject_ref,
-        subjects_dir=cohort.subjects_dir,
-        hemi="lh",
-        surface="inflated",
-        views="lateral",
-        time_viewer=False,
-        clim=dict(kind="percent", pos_lims=(90, 95, 100)),
-    )
-else:
-    n_total = sum(s["nuse"] for s in cohort.src_ref)
-    coefs = np.zeros((3, n_total))
-    coefs[0] = sim.coef[0]
-    coefs[1, :n_lh] = result.coef[0]
-    # the barycenter is entropic: smooth and nowhere exactly zero; show its
-    # sources above a fifth of its largest amplitude
-    bary = stc_bar.data[:, 0]
-    coefs[2, :n_lh] = np.where(np.abs(bary) > 0.2 * np.abs(bary).max(), bary, 0.0)
-    plot_sources_2d(
-        coefs,
-        cohort.src_ref,
-        subjects_dir=cohort.subjects_dir,
-        subject=cohort.subject_ref,
-        labels=["truth (subject 0)", "MWE (subject 0)", "barycenter (> 20 %)"],
-        title="MWE_0.5 on the template (lateral views)",
-    )
-    plt.show()
+# :func:`~mne_wasserstein.viz.plot_group_sources` draws every subject's
+# sources on the inflated template, one colour per subject and the size
+# growing with the amplitude (subjects' source spaces are brought to the
+# template through their registrations), and the barycenter as a colour map
+# (red positive, blue negative). With the ``viz`` extra and a display (a
+# virtual one, Xvfb, when building this page) it is MNE's 3D
+# :class:`~mne.viz.Brain`; without, the same content is drawn with
+# matplotlib. First the truth:
+brain = plot_group_sources(sim.stcs, subjects_dir=cohort.subjects_dir)
+
+# %%
+# Then the estimates and their barycenter. The barycenter is entropic,
+# smooth and nowhere exactly zero: it is drawn where it exceeds a tenth of
+# its peak (``threshold``); :ref:`tut-barycenter` looks at it closely.
+brain = plot_group_sources(stcs, stc_bar, subjects_dir=cohort.subjects_dir)
+plt.show()

@@ -23,7 +23,7 @@ import numpy as np
 
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.simulation import simulate_group_evokeds
-from mne_wasserstein.viz import plot_sources_2d
+from mne_wasserstein.viz import plot_group_sources
 
 cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0, n_jobs=2)
 print(cohort)
@@ -42,13 +42,8 @@ print(f"measured SNR {sim.snr:.2f}; subjects sharing locations: {sim.shared}")
 sim.evokeds[0].plot_topomap(times=[sim.peak_time], ch_type="mag")
 
 # %%
-# The true sources of all subjects on the template (lateral views)
-fig = plot_sources_2d(
-    sim.coef,
-    cohort.src_ref,
-    subjects_dir=cohort.subjects_dir,
-    subject=cohort.subject_ref,
-    labels=cohort.subjects,
-    title="true sources (one marker per subject)",
-)
+# The true sources of all subjects on the template: each subject's source
+# space is brought to the template through its ``sphere.reg`` (one colour
+# per subject, size by amplitude; see :ref:`tut-mwe-quickstart`)
+brain = plot_group_sources(sim.stcs, subjects_dir=cohort.subjects_dir)
 plt.show()
