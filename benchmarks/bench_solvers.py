@@ -21,8 +21,8 @@ Each time is the median of ``--repeats`` runs.
 the estimators' default) and adds, side by side, MWE_0.5 with the dense
 kernel and float32 products (the engine before the sparse kernel) under
 the name ``MWE_0.5 dense``; without it MWE uses ``make_kernel``'s choice
-(sparse where the truncation keeps less than 25 percent of the entries:
-at 0.45 and 1 mm on ico4, not at the 4.2 mm spacing).
+(sparse where the truncation keeps less than 5 percent of the entries:
+at 0.45 mm on ico4, not at 1 mm nor at the 4.2 mm spacing).
 
 Run: python benchmarks/bench_solvers.py [--repeats 3] [--subjects 8 32]
 [--epsilon 1]

@@ -32,8 +32,14 @@ _LOG_TINY = -700.0
 _TRUNCATION = 1e-12
 _ABSORB = 5.0
 # make_kernel(kind="auto") is sparse when the truncation at zero potentials
-# keeps less than this fraction of the entries
-_SPARSE_FRACTION = 0.25
+# keeps less than this fraction of the entries. The stabilized truncation
+# keeps more: transport plans of a linear cost spread along the transport
+# directions (MWE's barycenters on the ico4 cortex at epsilon = 1 mm: 8.9
+# percent of the entries at zero potentials, 21 percent stabilized), and a
+# float64 CSR product costs several times a float32 dense one per entry
+# (benchmarks/bench_ot.py --mwe-step: the sparse kernel was slower than
+# the dense one at 1 and 2 mm, faster at 0.45 mm, 1.8 percent)
+_SPARSE_FRACTION = 0.05
 
 
 def _gibbs(M, epsilon, dtype, xp):
@@ -805,9 +811,9 @@ def make_kernel(
         ``"dense"``: :class:`BlockDiagonalKernel`. ``"sparse"``: the
         truncated stabilized :class:`SparseKernel` (products in float64,
         outputs in ``dtype``). ``"auto"``: sparse when its truncation at zero
-        potentials keeps less than 25 percent of the entries of the blocks (and the
-        blocks are contiguous), or when a block is stored sparse; dense
-        otherwise.
+        potentials keeps less than 5 percent of the entries of the blocks
+        (and the blocks are contiguous), or when a block is stored sparse;
+        dense otherwise.
     compiled : bool | None
         For a sparse kernel: run the iterations in the compiled CPU loop
         (``None``: on numpy). See :class:`SparseKernel`.
