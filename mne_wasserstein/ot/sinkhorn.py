@@ -27,7 +27,7 @@ import numpy as np
 
 from .._logging import logger
 from .._warnings import ConvergenceWarning
-from ._backend import asarray, get_namespace, to_numpy
+from ._backend import asarray, backend_name, get_namespace, to_numpy
 from .kernels import (
     _ABSORB,
     _LOG_TINY,
@@ -723,10 +723,11 @@ def _solver_kernel(M, epsilon, dtype, backend, *masses):
     """
     if isinstance(M, KernelOperator):
         return make_kernel(M, epsilon)
-    xp = get_namespace(*masses, backend=backend)
-    positive = all(bool((xp.asarray(m) > 0).all()) for m in masses)
+    # backend=None: the namespace of the masses or of M (cupy if one is)
+    xp = get_namespace(M, *masses, backend=backend)
+    positive = all(bool((asarray(m, xp) > 0).all()) for m in masses)
     kind = "auto" if positive else "dense"
-    return make_kernel(M, epsilon, dtype=dtype, backend=backend, kind=kind)
+    return make_kernel(M, epsilon, dtype=dtype, backend=backend_name(xp), kind=kind)
 
 
 def _check_balanced(a, b, blocks, xp):
