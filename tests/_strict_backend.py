@@ -48,8 +48,6 @@ def _unwrap_index(key):
         return tuple(_unwrap_index(k) for k in key)
     if isinstance(key, StrictArray):
         return key._data
-    if isinstance(key, list):
-        raise TypeError("index with an array, not a list")
     return key
 
 
@@ -179,6 +177,7 @@ class StrictArray:
     sum = _reduction("sum")
     max = _reduction("max")
     min = _reduction("min")
+    mean = _reduction("mean")
     any = _reduction("any")
     all = _reduction("all")
     argmax = _reduction("argmax")
@@ -219,6 +218,7 @@ exp = _elementwise(np.exp)
 log = _elementwise(np.log)
 abs = _elementwise(np.abs)
 maximum = _elementwise(np.maximum)
+clip = _elementwise(np.clip)
 logaddexp = _elementwise(np.logaddexp)
 isfinite = _elementwise(np.isfinite)
 isnan = _elementwise(np.isnan)
@@ -264,6 +264,11 @@ def asarray(x, dtype=None):
     if isinstance(x, StrictArray):
         return x if dtype is None else x.astype(dtype, copy=False)
     return StrictArray(np.array(x, dtype=dtype, copy=True))
+
+
+def array(x, dtype=None):
+    """A copy on the device (``cupy.array``)."""
+    return StrictArray(np.array(_unwrap_index(x), dtype=dtype, copy=True))
 
 
 class _CSR:

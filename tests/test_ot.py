@@ -630,3 +630,29 @@ def test_non_convergence_warns(backend):
     with pytest.warns(ConvergenceWarning, match="did not converge in 2 iterations"):
         res = unbalanced_barycenter(A, M, epsilon=0.5, gamma=5.0, max_iter=2)
     assert not res.state.converged
+
+
+def test_strict_stand_in_fails_where_cupy_fails():
+    """The CPU stand-in for cupy (``_strict_backend``) refuses implicit
+    conversion to numpy and mixing with numpy arrays, as cupy does, and
+    goes through the transfers of ``ot._backend``."""
+    from _strict_backend import ArrayBackend
+
+    from mne_wasserstein.ot._backend import asarray, get_namespace, to_numpy
+
+    strict = ArrayBackend("strict")
+    x = strict.asarray(np.arange(3.0))
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(x)
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.zeros(3)[:] = x
+    with pytest.raises(TypeError, match="Unsupported type"):
+        x + np.ones(3)
+    with pytest.raises(TypeError, match="Unsupported type"):
+        np.ones(3) * x
+    # numpy functions on device arrays run on the device (cupy's dispatch)
+    assert isinstance(np.exp(x), type(x)) and float(np.sum(x)) == 3.0
+    assert get_namespace(np.ones(2), x) is strict.xp
+    assert get_namespace(backend="strict") is strict.xp
+    np.testing.assert_array_equal(to_numpy(x), [0.0, 1.0, 2.0])
+    assert isinstance(asarray(x, np), np.ndarray)
