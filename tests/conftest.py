@@ -7,6 +7,7 @@ run reads everything from the cache.
 
 import matplotlib
 import pytest
+from _strict_backend import ArrayBackend
 from threadpoolctl import threadpool_limits
 
 from mne_wasserstein.datasets import make_cohort, make_template
@@ -50,3 +51,14 @@ def cohort_eeg(subjects_dir):
         random_state=SEED,
         n_jobs=2,
     )
+
+
+@pytest.fixture(params=["numpy", "strict", pytest.param("cupy", marks=pytest.mark.gpu)])
+def backend(request):
+    """The array backends of ``mne_wasserstein.ot`` (as POT's ``nx`` fixture).
+
+    numpy; ``"strict"``, a CPU stand-in for cupy whose arrays refuse implicit
+    conversion to numpy (``_strict_backend.py``), so that CI catches device
+    transfer bugs without a GPU; cupy, skipped without cupy and a CUDA device.
+    """
+    return ArrayBackend(request.param)

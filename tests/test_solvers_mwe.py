@@ -353,3 +353,36 @@ def test_fit_path_with_warm_starts():
     # fitted from the sparsest (largest alpha) to the densest
     n_active = [np.count_nonzero(c) for c in path.coefs]
     assert n_active[1] <= n_active[0]
+
+
+@pytest.mark.parametrize("kind", ["auto", "sparse"])
+def test_estimator_on_every_backend(backend, kind):
+    """MWE with its transport on the backend gives the numpy supports and
+    coefficients: the device path end to end (on the strict stand-in, any
+    implicit conversion of a device array to numpy fails, as on cupy)."""
+    from mne_wasserstein.ot import make_kernel
+
+    X, Y, M = _problem()
+    kw = dict(alpha=0.2, beta=0.2, q=0.5, gamma=5.0, tol=1e-6)
+
+    def fit(name):
+        if kind == "auto":  # dense at this epsilon
+            return MWE(M, epsilon=0.5, backend=name, **kw).fit(X, Y)
+        kernel = make_kernel(M, 0.5, kind="sparse", backend=name)
+        return MWE(kernel, **kw).fit(X, Y)
+
+    ref, est = fit("numpy"), fit(backend.name)
+    # the transport ran on the backend; the estimator's outputs are numpy
+    backend.to_numpy(est._ot_state.f)
+    assert isinstance(est.coef_, np.ndarray) and isinstance(est.sigma_, np.ndarray)
+    assert est.n_iter_ == ref.n_iter_
+    np.testing.assert_array_equal(est.coef_ != 0, ref.coef_ != 0)
+    assert 0 < np.count_nonzero(ref.coef_) < ref.coef_.size / 4
+    # 1e-6 relative: the same iterations, rounding apart (numpy and the
+    # stand-in compute the same floats; the sparse kernel's array code and
+    # compiled loop differ in the last bits, cupy sums in another order)
+    scale = np.abs(ref.coef_).max()
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=0, atol=1e-6 * scale)
+    np.testing.assert_allclose(
+        est.barycenter_, ref.barycenter_, rtol=0, atol=1e-6 * scale
+    )

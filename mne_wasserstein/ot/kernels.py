@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ._backend import asarray, check_dtype, get_namespace, to_numpy
+from ._backend import asarray, check_dtype, csr_matrix, get_namespace, to_numpy
 from ._metric import GroundMetric
 
 __all__ = ["KernelOperator", "BlockDiagonalKernel", "SparseKernel", "make_kernel"]
@@ -670,17 +670,7 @@ class _StabilizedKernel:
         indptr, indices, data, post, pre = part
         xp = self.xp
         shape = (self.n_points, self.n_points)
-        if xp is np:
-            from scipy.sparse import csr_array
-
-            mat = csr_array((data, indices, indptr), shape=shape)
-        else:  # pragma: no cover - needs a GPU
-            from cupyx.scipy.sparse import csr_matrix
-
-            mat = csr_matrix(
-                (xp.asarray(data), xp.asarray(indices), xp.asarray(indptr)),
-                shape=shape,
-            )
+        mat = csr_matrix(data, indices, indptr, shape, xp)
         arrays = [asarray(a, xp) for a in (indptr, indices, data, post, pre)]
         return mat, arrays
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._logging import logger
 from .._warnings import ConvergenceWarning
-from ._backend import get_namespace, to_numpy
+from ._backend import asarray, backend_name, get_namespace, to_numpy
 from .kernels import (
     _ABSORB,
     _LOG_TINY,
@@ -561,9 +561,12 @@ def _run_compiled(prob, prods, lu, lv, tol, max_iter, relaxation):
     lv = np.array(lv, dtype=np.float64, order="C")
     p, n_col = lu.shape
     bary = prob.weights is not None
+    # C-ordered inputs: one compiled specialisation of the loop
     with np.errstate(divide="ignore"):
-        logA = np.log(prob.A.astype(np.float64))
-        ltarget = logA if bary else np.log(prob.target.astype(np.float64))
+        logA = np.ascontiguousarray(np.log(prob.A.astype(np.float64)))
+        ltarget = (
+            logA if bary else np.ascontiguousarray(np.log(prob.target.astype(float)))
+        )
     weights = np.asarray(prob.weights, dtype=np.float64) if bary else np.zeros(0)
     mask_u = np.ascontiguousarray(prob.mask_u)
     mask_v = np.ascontiguousarray(prob.mask_v)
@@ -712,10 +715,11 @@ def _solver_kernel(M, epsilon, dtype, backend, *masses):
     """
     if isinstance(M, KernelOperator):
         return make_kernel(M, epsilon)
-    xp = get_namespace(*masses, backend=backend)
-    positive = all(bool((xp.asarray(m) > 0).all()) for m in masses)
+    # backend=None: the namespace of the masses or of M (cupy if one is)
+    xp = get_namespace(M, *masses, backend=backend)
+    positive = all(bool((asarray(m, xp) > 0).all()) for m in masses)
     kind = "auto" if positive else "dense"
-    return make_kernel(M, epsilon, dtype=dtype, backend=backend, kind=kind)
+    return make_kernel(M, epsilon, dtype=dtype, backend=backend_name(xp), kind=kind)
 
 
 def _check_balanced(a, b, blocks, xp):
