@@ -195,6 +195,9 @@ def test_sharp_barycenter(cohort_meg, sim_meg):
     assert dist[np.argmax(np.abs(bary))] < 5
     mass = np.abs(bary)
     assert mass[:n_lh][dist <= 10].sum() / mass.sum() > 0.7
+    # no source in any subject (alpha >= 1): an empty map, no transport solve
+    est.coef_ = np.zeros_like(sim.coef)
+    assert not _sharp_barycenter(est, X, Y).any()
 
 
 def test_result_diagnostics(cohort_meg, sim_meg, src_lh):

@@ -149,7 +149,7 @@ class GroupInverseResult:
         metric and ``gamma`` but without the mass floor ``tau`` (so a region
         where no subject has a source gets no mass) and with half the fit's
         ``epsilon`` (half the blur), then set to zero but at the largest
-        sources that together hold 90 percent of its mass. It is exactly sparse,
+        sources that together hold 90 percent of its mass: exactly sparse,
         with the sign of the sources. Brought to A*m with the mean over
         subjects of the column weights (depth weighting and scaling); at the
         mean of the subjects' times when they differ (``time=None``).
@@ -382,13 +382,12 @@ def _sharp_barycenter(est, X, Y):
     )
     unit = y_scale / x_scale if y_scale > 0 else 1.0
     p, n_times = coef.shape[1:]
-    bary = np.zeros((p, n_times))
     # (p, S, 2 n_times): positive then negative parts of each time sample
     A = np.concatenate([np.maximum(coef, 0), np.maximum(-coef, 0)], axis=2)
     A = A.transpose(1, 0, 2) / unit
     solved = A.any(axis=(0, 1))
     if not solved.any():
-        return bary
+        return np.zeros((p, n_times))
     epsilon = est.epsilon_
     if not isinstance(est.ground_metric, KernelOperator):  # else fixed epsilon
         epsilon = SHARP_EPSILON_FACTOR * epsilon
@@ -409,6 +408,11 @@ def _sharp_barycenter(est, X, Y):
             np.cumsum(mass[order]), SHARP_MASS_FRACTION * mass.sum()
         )
         bary[order[n_keep + 1 :], t] = 0.0
+    logger.info(
+        f"Barycenter of the final sources (epsilon {epsilon:.3g}, gamma "
+        f"{est.gamma_:.3g}): {np.count_nonzero(bary.any(axis=1))} sources hold "
+        f"{SHARP_MASS_FRACTION:.0%} of its mass"
+    )
     return bary
 
 
