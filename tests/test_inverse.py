@@ -18,8 +18,11 @@ from mne_wasserstein import (
 from mne_wasserstein._demo import _irmxne_lh
 from mne_wasserstein.datasets import make_cohort
 from mne_wasserstein.inverse._align import _aligned_order
+from mne_wasserstein.inverse._apply import _sharp_barycenter
 from mne_wasserstein.metrics import localization_error
+from mne_wasserstein.ot import unbalanced_barycenter
 from mne_wasserstein.simulation import simulate_group_evokeds
+from mne_wasserstein.solvers import MWE
 
 LASSO_TIGHT = dict(tol=1e-10, max_iter=100_000)
 
@@ -133,10 +136,68 @@ def test_mwe_recovers_sources_better_than_mixed_norm(cohort_meg, src_lh):
     # 32 mm); 5 sources 20 mm apart or more, on a 4 mm source spacing: an
     # estimate unrelated to the data would be about 50 mm away
     assert np.mean(err_mwe) < 25
-    # the barycenter lives on the reference source space, in A*m
-    assert stc_bar.subject == cohort_meg.subject_ref
-    assert len(stc_bar.vertices[0]) == n_lh and len(stc_bar.vertices[1]) == 0
-    assert 1e-10 < np.abs(stc_bar.data).max() < 1e-6
+    # the barycenters live on the reference source space, in A*m
+    for bar in (stc_bar, res.stc_bar_raw):
+        assert bar.subject == cohort_meg.subject_ref
+        assert len(bar.vertices[0]) == n_lh and len(bar.vertices[1]) == 0
+        assert 1e-10 < np.abs(bar.data).max() < 1e-6
+    # the raw one is the solver's (times positive mean column weights)
+    raw = res.stc_bar_raw.data[:, 0]
+    np.testing.assert_array_equal(np.sign(raw), np.sign(res.estimator.barycenter_))
+    # the user-facing one is sparse, and its strong sources include a true
+    # one; measured: non-zero at 127 of 2562 sources (the raw one: at all),
+    # its peak 18 mm from a true source (a source of two subjects'
+    # estimates, as the raw barycenter's), one at 0.89 of the peak on a true
+    # source (test_sharp_barycenter checks the peak on exact estimates)
+    assert np.count_nonzero(raw) == n_lh
+    assert np.count_nonzero(stc_bar.data) < n_lh / 10
+    strong = np.flatnonzero(
+        np.abs(stc_bar.data[:, 0]) > 0.5 * np.abs(stc_bar.data).max()
+    )
+    assert gm.blocks[0][np.ix_(np.flatnonzero(true.any(axis=0)), strong)].min() < 5
+
+
+def test_sharp_barycenter(cohort_meg, sim_meg):
+    """stc_bar: no mass where no subject has a source, mass on the sources."""
+    sim = sim_meg  # left-hemisphere sources, two of four subjects shared
+    src = cohort_meg.src_ref
+    gm = compute_ground_metric(src, subjects_dir=cohort_meg.subjects_dir)
+    n_lh = src[0]["nuse"]
+    # the subjects' estimates: the true sources (A*m, reference order), with
+    # the solver's default epsilon and gamma on this metric
+    est = MWE(gm)
+    est.coef_ = sim.coef
+    est.epsilon_, est.gamma_ = est._ot_parameters()
+    X = [np.ones((3, len(sim.coef[0])))]  # internal unit: 1 / max rms of Y
+    Y = [np.full(3, 1e-8)]
+    bary = _sharp_barycenter(est, X, Y)[:, 0]
+    shared = np.flatnonzero(sim.shared)
+    common = np.flatnonzero(sim.coef[shared[0]])
+    dist = gm.blocks[0][np.ix_(common, np.arange(n_lh))].min(axis=0)
+    # exactly zero in the right hemisphere (no transport between
+    # hemispheres, no mass floor), where the floor tau of the solver's
+    # transport term puts mass (measured: 26 percent of it)
+    assert np.all(bary[n_lh:] == 0)
+    A = sim.coef / 1e-8
+    floored = unbalanced_barycenter(
+        np.stack([np.maximum(A, 0).T, np.maximum(-A, 0).T], axis=2) + est.tau,
+        gm,
+        epsilon=est.epsilon_,
+        gamma=est.gamma_,
+    ).barycenter
+    assert floored[n_lh:].sum() > 0.1 * floored.sum()
+    # the sign of the sources, kept at a few of them (measured: 59)
+    assert 0 < np.count_nonzero(bary) < 100
+    assert np.all(np.sign(bary[common]) * sim.coef[shared][0, common] >= 0)
+    # it peaks on a common source; measured: 82 percent of the mass within
+    # 10 mm of them (the two other subjects' sources are drawn up to 20 mm
+    # away; below 70 percent would mean a blurred or shifted barycenter)
+    assert dist[np.argmax(np.abs(bary))] < 5
+    mass = np.abs(bary)
+    assert mass[:n_lh][dist <= 10].sum() / mass.sum() > 0.7
+    # no source in any subject (alpha >= 1): an empty map, no transport solve
+    est.coef_ = np.zeros_like(sim.coef)
+    assert not _sharp_barycenter(est, X, Y).any()
 
 
 def test_result_diagnostics(cohort_meg, sim_meg, src_lh):
@@ -158,7 +219,8 @@ def test_result_diagnostics(cohort_meg, sim_meg, src_lh):
     )
     stcs, stc_bar = res
     assert len(stcs) == 2
-    assert stc_bar.data.shape == (n_lh, 2) and stc_bar.tmin == pytest.approx(0.05)
+    for bar in (stc_bar, res.stc_bar_raw):
+        assert bar.data.shape == (n_lh, 2) and bar.tmin == pytest.approx(0.05)
     assert res.sigma.shape == (2, 2) and res.n_iter.shape == (2,)
     assert res.params["alpha"] == 0.1 and res.params["beta"] == 0.01
     assert res.params["epsilon_"] > 0 and res.params["depth"]["exp"] == 0.9

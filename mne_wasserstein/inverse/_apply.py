@@ -9,6 +9,8 @@ from mne.io.constants import FIFF
 from mne.utils import get_subjects_dir, logger, verbose
 
 from .._docs import docdict, fill_doc
+from ..ot import KernelOperator, unbalanced_barycenter
+from ..ot._backend import to_numpy
 from ..solvers import MTW, MWE, DirtyModel, GroupLasso, IndependentLasso
 from ._align import _align_one, _check_forwards, _check_surface_src
 from ._gain import (
@@ -30,6 +32,12 @@ _METHODS = {
     "lasso": (IndependentLasso, {"q": 1}, False, False),
     "relasso": (IndependentLasso, {"q": 0.5}, False, False),
 }
+
+# the user-facing barycenter (see GroupInverseResult.stc_bar): recomputed
+# from the final estimates with this fraction of the fit's epsilon, then
+# restricted to the largest sources holding this fraction of its mass
+SHARP_EPSILON_FACTOR = 0.5
+SHARP_MASS_FRACTION = 0.9
 
 
 docdict["group_inverse_body"] = """\
@@ -92,7 +100,8 @@ solver_params : dict | None
     Other parameters of the estimator (e.g. ``tol``, ``max_iter``, ``q``,
     ``epsilon``, ``gamma``, ``tau`` for MWE).
 return_barycenter : bool
-    Whether to return the barycenter (``"mwe"`` and ``"mtw"``).
+    Whether to return the barycenters ``stc_bar`` and ``stc_bar_raw``
+    (``"mwe"`` and ``"mtw"``).
 n_jobs : int | None
     For ``"mwe"`` and ``"mtw"``: the number of threads of the coordinate
     descent over subjects (``None``: 1)."""
@@ -133,13 +142,24 @@ class GroupInverseResult:
         on the subject's aligned source space: source ``j`` is reference
         source ``j`` (see :func:`align_forwards`).
     stc_bar : SourceEstimate | None
-        The barycenter of the subjects' sources (``"mwe"`` and ``"mtw"``
-        only) on the reference source space (subject ``src_ref``): the signed
-        barycenter of the solver (entropic: smooth and nowhere exactly
-        zero), brought to A*m with the mean over subjects
-        of the column weights (depth weighting and scaling); at the mean of
-        the subjects' times when they differ (``time=None``). ``None`` for
-        the other methods or with ``return_barycenter=False``.
+        The group map (``"mwe"`` and ``"mtw"`` only) on the reference source
+        space (subject ``src_ref``), in A*m: the unbalanced entropic
+        Wasserstein barycenter of the subjects' final sources (positive and
+        negative parts apart), recomputed after the fit on the same ground
+        metric and ``gamma`` but without the mass floor ``tau`` (so a region
+        where no subject has a source gets no mass) and with half the fit's
+        ``epsilon`` (half the blur), then set to zero but at the largest
+        sources that together hold 90 percent of its mass: exactly sparse,
+        with the sign of the sources. Brought to A*m with the mean over
+        subjects of the column weights (depth weighting and scaling); at the
+        mean of the subjects' times when they differ (``time=None``).
+        ``None`` for the other methods or with ``return_barycenter=False``.
+        See :ref:`model-barycenter`.
+    stc_bar_raw : SourceEstimate | None
+        The barycenter of the solver itself (the latent variable of the
+        transport term, ``barycenter_`` of the estimator), in the same units
+        and on the same source space: entropic, with the floor ``tau`` in
+        both signs, so smooth and nowhere exactly zero.
     coef : ndarray, shape (n_subjects, n_sources) | (n_subjects, n_sources, n_times)
         The same sources (A*m) in reference source order (source ``j`` of
         every subject is reference source ``j``), e.g. for
@@ -177,6 +197,7 @@ class GroupInverseResult:
 
     stcs: list
     stc_bar: object
+    stc_bar_raw: object
     coef: np.ndarray
     method: str
     params: dict
@@ -337,9 +358,67 @@ def _resolve_ground_metric(ground_metric, src_ref, subjects_dir, n_sources):
     return ground_metric
 
 
-def _barycenter_stc(est, problem, src_ref, times, all_times):
-    """Build the barycenter on ``src_ref``, in A*m (mean column weights)."""
-    bary = est.barycenter_ if est.barycenter_.ndim == 2 else est.barycenter_[:, None]
+def _sharp_barycenter(est, X, Y):
+    """Recompute the barycenter of the final sources, sharp (``stc_bar``).
+
+    The unbalanced barycenter (both signs, one batched call) of the
+    estimator's ``coef_`` without the mass floor ``tau``, with
+    ``SHARP_EPSILON_FACTOR`` times its epsilon, in the solver's internal
+    units (those of ``_WassersteinEstimator._fit_arrays``: unit rms column
+    and unit largest rms measurement, since the entropic barycenter is not
+    homogeneous in the masses), then kept at the largest sources holding
+    ``SHARP_MASS_FRACTION`` of its mass per time sample.
+
+    Returns
+    -------
+    bary : ndarray, shape (n_sources, n_times)
+        In the unit of ``coef_`` (column-weighted, scaled).
+    """
+    coef = est.coef_ if est.coef_.ndim == 3 else est.coef_[:, :, np.newaxis]
+    x_scale = np.sqrt(np.mean([np.mean(x**2) for x in X]))
+    y_scale = max(
+        np.linalg.norm(y if y.ndim == 2 else y[:, None], axis=0).max() / np.sqrt(len(y))
+        for y in Y
+    )
+    unit = y_scale / x_scale if y_scale > 0 else 1.0
+    p, n_times = coef.shape[1:]
+    # (p, S, 2 n_times): positive then negative parts of each time sample
+    A = np.concatenate([np.maximum(coef, 0), np.maximum(-coef, 0)], axis=2)
+    A = A.transpose(1, 0, 2) / unit
+    solved = A.any(axis=(0, 1))
+    if not solved.any():
+        return np.zeros((p, n_times))
+    epsilon = est.epsilon_
+    if not isinstance(est.ground_metric, KernelOperator):  # else fixed epsilon
+        epsilon = SHARP_EPSILON_FACTOR * epsilon
+    res = unbalanced_barycenter(
+        A[:, :, solved],
+        est.ground_metric,
+        epsilon=epsilon,
+        gamma=est.gamma_,
+        backend=est.backend,
+    )
+    parts = np.zeros((p, 2 * n_times))
+    parts[:, solved] = to_numpy(res.barycenter)
+    bary = (parts[:, :n_times] - parts[:, n_times:]) * unit
+    for t in range(n_times):
+        mass = np.abs(bary[:, t])
+        order = np.argsort(mass)[::-1]
+        n_keep = np.searchsorted(
+            np.cumsum(mass[order]), SHARP_MASS_FRACTION * mass.sum()
+        )
+        bary[order[n_keep + 1 :], t] = 0.0
+    logger.info(
+        f"Barycenter of the final sources (epsilon {epsilon:.3g}, gamma "
+        f"{est.gamma_:.3g}): {np.count_nonzero(bary.any(axis=1))} sources hold "
+        f"{SHARP_MASS_FRACTION:.0%} of its mass"
+    )
+    return bary
+
+
+def _barycenter_stc(bary, problem, src_ref, times, all_times):
+    """Build a barycenter (n_sources[, n_times]) on ``src_ref``, in A*m."""
+    bary = bary if bary.ndim == 2 else bary[:, None]
     bary = bary * problem.source_std.mean(axis=0)[:, np.newaxis]
     return _stc(
         bary,
@@ -517,9 +596,12 @@ def apply_group_inverse(
         if time == "all"
         else np.array([t[k[0]] for t, k in zip(problem.times, idx, strict=True)])
     )
-    stc_bar = None
+    stc_bar = stc_bar_raw = None
     if return_barycenter and _METHODS[method][3]:
-        stc_bar = _barycenter_stc(est, problem, src_ref, sel_times, time == "all")
+        stc_bar, stc_bar_raw = (
+            _barycenter_stc(b, problem, src_ref, sel_times, time == "all")
+            for b in (_sharp_barycenter(est, problem.X, Y), est.barycenter_)
+        )
     sigma = _noise_levels(est, method, problem.X, Y, coef)
     if time != "all":
         sigma = sigma[:, 0]
@@ -531,6 +613,7 @@ def apply_group_inverse(
     return GroupInverseResult(
         stcs=stcs,
         stc_bar=stc_bar,
+        stc_bar_raw=stc_bar_raw,
         coef=amps if time == "all" else amps[:, :, 0],
         method=method,
         params=params,
