@@ -46,8 +46,10 @@ class MWEResult:
         ``x+`` and ``x-``. Both can be positive at the same source: each
         sign has its own transport term.
     barycenter : ndarray, shape (n_sources,)
-        The signed barycenter (``xbar+ - xbar-``, without the mass floor
-        ``tau``: see :func:`mwe_solver`).
+        The signed barycenter ``xbar+ - xbar-`` of the transport term's
+        inputs ``x+/- + tau`` (see :func:`mwe_solver`): the floors of the two
+        signs cancel in the difference up to the entropic blur, so it is
+        nowhere exactly zero.
     sigma : ndarray, shape (n_subjects,)
         The noise levels (ones without concomitant estimation).
     marginals : ndarray, shape (2, n_subjects, n_sources)
