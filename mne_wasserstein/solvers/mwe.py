@@ -256,7 +256,9 @@ def mwe_solver(
             state = bary.state
             marg = to_numpy(bary.marginals).transpose(2, 1, 0)  # (2, S, p)
             objective.append(value)
-            logger.info(
+            # per iteration at DEBUG, per reweighting round and fit at INFO (as
+            # MNE's irMxNE solvers)
+            logger.debug(
                 "  MWE outer iteration %3d: objective %.8e, %d active sources, "
                 "%d Sinkhorn iterations",
                 n_iter,
