@@ -1,5 +1,6 @@
 """Synthetic multi-subject cohorts: own meshes, registrations, forwards."""
 
+import functools
 import json
 import shutil
 from dataclasses import dataclass
@@ -28,16 +29,22 @@ from mne.io import read_info, write_info
 from mne.parallel import parallel_func
 from mne.transforms import Transform
 from mne.utils import logger, verbose
+from scipy.spatial import cKDTree
 
 from ..utils import _cached, _seed_from, fill_doc
 from ._mesh import (
     _clamp_norm,
     _fibonacci_sphere,
     _locate_on_sphere,
+    _log_normal_field,
     _random_rotation,
+    _self_intersections,
     _smooth_warp,
     _sphere_triangulation,
     _star_radius,
+    _tangential_warp,
+    _umbrella_smooth,
+    _vertex_normals,
 )
 from ._sensors import _make_info
 from ._template import (
@@ -58,15 +65,32 @@ from ._template import (
 
 SPACINGS = ("ico3", "ico4", "ico5", "oct4", "oct5", "oct6")
 MODALITIES = ("meg", "eeg", "meg+eeg")
-_SUBJECT_FORMAT = 1
+_SUBJECT_FORMAT = 2
 # anatomy of the synthetic subjects
 N_VERTICES = (20_000, 30_000)  # per hemisphere, drawn uniformly
 HEAD_SCALE = (0.92, 1.08)  # isotropic head-size factor
+SKULL_MARGIN_WHITE = 2.0  # mm, white vertices stay this far inside the skull
+SKULL_MARGIN_PIAL = 0.5  # mm
+HEMI_MARGIN = 1.0  # mm, folding changes keep the hemispheres this far apart
+# individual anatomy (anatomy=1): residual of the spherical registration and
+# folding depth, see make_cohort's Notes for the choice of the values
+REG_RMS = 3.0  # mm on the white surface, RMS of the registration residual
+REG_LENGTH = 10.0  # mm on the white surface, length scale of the residual
+DEPTH_SD = 0.2  # standard deviation of the log of the folding-depth factor
+DEPTH_LENGTH = 15.0  # mm on the white surface, length scale of the factor
+HULL_ITER = 100  # umbrella smoothing steps that remove the template's folds
+ANATOMY_LEVELS = {"template": None, "individual": 1.0, "exaggerated": 2.5}
+# anatomy="warp": the cohorts built before issue 20 (a smooth warp of the
+# template, whose folding all subjects share)
 WARP_STEPS = 4  # composed random fields, each injective
 WARP_RMS = 2.0  # mm, root mean square of each field
 WARP_LENGTH = 6.0  # mm, spatial scale of the fields
-SKULL_MARGIN_WHITE = 2.0  # mm, white vertices stay this far inside the skull
-SKULL_MARGIN_PIAL = 0.5  # mm
+# a new intersection of the white surfaces halves the folding change about
+# it, at most _MAX_HALVINGS times (then the change is dropped); intersections
+# within _DEFECT_RADIUS of one of the template's own are the template's
+_MAX_HALVINGS = 6
+_DEFECT_RADIUS = 10.0  # mm
+_FIX_LENGTH = 8.0  # mm, the length scale of the halving about intersections
 # noise: standard deviations of mne.make_ad_hoc_cov, varied per subject
 NOISE_STD = {"grad": 5e-13, "mag": 20e-15, "eeg": 0.2e-6}
 CONDUCTIVITY = {1: (0.3,), 3: (0.3, 0.006, 0.3)}
@@ -102,8 +126,12 @@ class Cohort:
     spacing, modality : str
         The arguments the cohort was built with.
     random_state : int
-        The seed of the cohort: subject ``i`` of any cohort with this seed has
-        the same anatomy.
+        The seed of the cohort: subject ``i`` of any cohort with this seed and
+        anatomy level has the same anatomy.
+    anatomy : str | float
+        The anatomy level: ``"template"``, ``"warp"`` or the number scaling the
+        individual variability (``"individual"`` is 1.0, ``"exaggerated"``
+        2.5).
     """
 
     subjects_dir: Path
@@ -119,6 +147,7 @@ class Cohort:
     spacing: str
     modality: str
     random_state: int
+    anatomy: object
 
     @property
     def n_subjects(self):
@@ -129,64 +158,271 @@ class Cohort:
         n_src = sum(s["nuse"] for s in self.src_ref)
         return (
             f"<Cohort | {self.n_subjects} subjects, {self.modality}, "
-            f"{self.spacing} ({n_src} sources), "
+            f"{self.spacing} ({n_src} sources), anatomy {self.anatomy!r}, "
             f"subjects_dir={self.subjects_dir}>"
         )
 
 
-def _subject_name(seed, index):
-    return f"synth{seed}-{index:02d}"
+def _check_anatomy(anatomy):
+    """Return the canonical anatomy level: a name or a float."""
+    if isinstance(anatomy, str):
+        _check_choice(anatomy, "anatomy", (*ANATOMY_LEVELS, "warp"))
+        level = ANATOMY_LEVELS.get(anatomy)
+        return anatomy if level is None else level
+    if isinstance(anatomy, (int, float, np.integer, np.floating)) and not isinstance(
+        anatomy, bool
+    ):
+        if not np.isfinite(anatomy) or anatomy < 0:
+            raise ValueError(
+                f"anatomy, if a number, must be finite and >= 0, got {anatomy}"
+            )
+        return float(anatomy)
+    raise TypeError(
+        "anatomy must be 'template', 'individual', 'exaggerated', 'warp' or a "
+        f"number >= 0, got {type(anatomy).__name__}"
+    )
+
+
+def _anatomy_tag(level):
+    if isinstance(level, str):
+        return level
+    return "a" + f"{level:g}".replace(".", "p").replace("+", "")
+
+
+def _subject_name(seed, level, index):
+    return f"synth{seed}-{_anatomy_tag(level)}-{index:02d}"
 
 
 def _subject_rng(seed, index):
     return np.random.default_rng([seed, index])
 
 
-def _write_subject(subjects_dir, subject, seed, index):
-    """Write the anatomy of one synthetic subject (cached)."""
-    subject_dir = subjects_dir / subject
-    if _is_complete(subject_dir, _SUBJECT_FORMAT):
-        return
-    rng = _subject_rng(seed, index)
-    scale = float(rng.uniform(*HEAD_SCALE))
+def _interpolate(values, tris, tri_idx, weights):
+    return np.einsum("nk,nkj->nj", weights, values[tris[tri_idx]])
+
+
+@functools.cache
+def _template_folding(hemi):
+    """Return the folding component of the template's white surface.
+
+    Returns the height of each template vertex above the smoothed surface
+    (the template with its folds removed by ``HULL_ITER`` umbrella steps) along
+    the smoothed surface's normal, times that normal: (n_vertices, 3), mm.
+    """
+    rr, tris = _template_meshes()[(hemi, "white")]
+    hull = _umbrella_smooth(rr, tris, HULL_ITER)
+    normal = _vertex_normals(hull, tris)
+    return np.sum((rr - hull) * normal, axis=1, keepdims=True) * normal
+
+
+@functools.cache
+def _template_defects():
+    """Centroids of the intersecting triangles of the template's white surfaces.
+
+    fsaverage5's hemispheres cross each other at the medial wall near
+    (1, -39, 13) mm and its right white surface folds onto itself once near
+    (47, -22, -26) mm.
+    """
     template = _template_meshes()
-    meshes, points = {}, {}
+    rr, tris = _both_hemispheres({h: template[(h, "white")] for h in _HEMIS})
+    pairs = _self_intersections(rr, tris)
+    return rr[tris[pairs.ravel()]].mean(axis=1)
+
+
+def _both_hemispheres(meshes):
+    offset = len(meshes["lh"][0])
+    rr = np.concatenate([meshes[h][0] for h in _HEMIS])
+    tris = np.concatenate([meshes["lh"][1], meshes["rh"][1] + offset])
+    return rr, tris
+
+
+def _new_intersections(rr, tris, defects):
+    """Centroids of intersecting triangles not within 10 mm of a template defect."""
+    pairs = _self_intersections(rr, tris)
+    centroids = rr[tris[pairs.ravel()]].mean(axis=1)
+    if len(defects) == 0 or len(centroids) == 0:
+        return centroids
+    dist, _ = cKDTree(defects).query(centroids)
+    return centroids[dist > _DEFECT_RADIUS]
+
+
+def _skull_clamp(rr, disp, margin):
+    """Shrink displacements so that ``rr + disp`` stays inside the skull."""
+    bem_rr, bem_tris = _template_bem_surfaces()
+    skull = bem_rr["inner_skull"]
+    center = skull.mean(axis=0)
+    gap = _star_radius(center, skull, bem_tris, rr) - np.linalg.norm(
+        rr - center, axis=1
+    )
+    return _clamp_norm(disp, gap - margin)
+
+
+def _midline_clamp(hemis, disp):
+    """Shrink displacements to less than half the gap between hemispheres.
+
+    ``hemis`` are the vertices of the left and right hemisphere; each vertex
+    moves by at most half (less ``HEMI_MARGIN``) its distance to the nearest
+    vertex of the other hemisphere, so that the medial surfaces stay apart.
+    """
+    gap = np.concatenate(
+        [cKDTree(other).query(rr)[0] for rr, other in (hemis, hemis[::-1])]
+    )
+    return _clamp_norm(disp, (gap - HEMI_MARGIN) / 2)
+
+
+def _warp_anatomy(meshes, rng):
+    """Warp both hemispheres by one smooth warp (``anatomy="warp"``).
+
+    The warp is clamped near the inner skull so that sources stay inside it.
+    """
+    white = np.concatenate([meshes[(h, "white")][0] for h in _HEMIS])
+    disp = _smooth_warp(
+        white, rng, n_steps=WARP_STEPS, rms=WARP_RMS, length=WARP_LENGTH
+    )
+    splits = [len(meshes[("lh", "white")][0])]
+    for kind, margin in (("white", SKULL_MARGIN_WHITE), ("pial", SKULL_MARGIN_PIAL)):
+        rr = np.concatenate([meshes[(h, kind)][0] for h in _HEMIS])
+        warped = rr + _skull_clamp(rr, disp, margin)
+        for hemi, new in zip(_HEMIS, np.split(warped, splits), strict=True):
+            meshes[(hemi, kind)][0] = new
+
+
+def _sphere_to_white(hemi):
+    """Mean length ratio of the template's white surface to its sphere."""
+    template = _template_meshes()
+    areas = []
+    for kind in ("white", "sphere"):
+        rr, tris = template[(hemi, kind)]
+        cross = np.cross(
+            rr[tris[:, 1]] - rr[tris[:, 0]], rr[tris[:, 2]] - rr[tris[:, 0]]
+        )
+        areas.append(np.linalg.norm(cross, axis=1).sum() / 2)
+    return np.sqrt(areas[0] / areas[1])
+
+
+def _individual_anatomy(meshes, lattice, level, rng):
+    """Registration residual and folding depth of one subject, in place.
+
+    ``lattice[hemi]`` are the unit vectors of the subject's ``sphere.reg``.
+    Each subject vertex takes the template's anatomy at its registered
+    position moved by a smooth tangential displacement (the registration
+    residual); the folding component of the template (:func:`_template_folding`)
+    is then scaled by a smooth log-normal factor, on the white and the pial
+    surfaces alike. Where the folding change would make the white surfaces
+    intersect (beyond the template's own crossings, see
+    :func:`_template_defects`) it is halved about the intersections until
+    they do not.
+    """
+    template = _template_meshes()
+    fold_disp = {}
+    for hemi in _HEMIS:
+        sphere_rr, sphere_tris = template[(hemi, "sphere.reg")]
+        radius = np.linalg.norm(sphere_rr, axis=1).mean()
+        mm = 1.0 / _sphere_to_white(hemi)  # sphere mm per white-surface mm
+        n_steps = max(1, int(np.ceil(level**2)))
+        moved = _tangential_warp(
+            lattice[hemi],
+            rng,
+            radius=radius,
+            rms=level * REG_RMS * mm / np.sqrt(n_steps),
+            length=REG_LENGTH * mm,
+            n_steps=n_steps,
+        )
+        tri_idx, weights = _locate_on_sphere(moved, sphere_rr, sphere_tris)
+        for kind in ("white", "pial", "inflated"):
+            meshes[(hemi, kind)][0] = _interpolate(
+                template[(hemi, kind)][0], sphere_tris, tri_idx, weights
+            )
+        factor = _log_normal_field(
+            moved, rng, radius=radius, sd=level * DEPTH_SD, length=DEPTH_LENGTH * mm
+        )
+        folding = _interpolate(_template_folding(hemi), sphere_tris, tri_idx, weights)
+        fold_disp[hemi] = (factor[:, np.newaxis] - 1.0) * folding
+    disp = np.concatenate([fold_disp[h] for h in _HEMIS])
+    splits = [len(fold_disp["lh"])]
+    base = {
+        kind: _both_hemispheres({h: meshes[(h, kind)] for h in _HEMIS})
+        for kind in ("white", "pial")
+    }
+    for kind, margin in (("white", SKULL_MARGIN_WHITE), ("pial", SKULL_MARGIN_PIAL)):
+        disp = _skull_clamp(base[kind][0], disp, margin)
+        disp = _midline_clamp(np.split(base[kind][0], splits), disp)
+    white, tris = base["white"]
+    for _ in range(_MAX_HALVINGS):
+        hits = _new_intersections(white + disp, tris, _template_defects())
+        if len(hits) == 0:
+            break
+        # halve the change about the intersections (Gaussian taper)
+        dist, _ = cKDTree(hits).query(white)
+        disp *= 1 - 0.5 * np.exp(-(dist**2) / (2 * _FIX_LENGTH**2))[:, np.newaxis]
+    else:
+        disp[:] = 0.0
+    for kind, (rr, _) in base.items():
+        for hemi, new in zip(_HEMIS, np.split(rr + disp, splits), strict=True):
+            meshes[(hemi, kind)][0] = new
+
+
+def _template_anatomy(rng):
+    """Return the template's meshes in a vertex order of the subject's own."""
+    template = _template_meshes()
+    meshes = {}
+    for hemi in _HEMIS:
+        n_vert = len(template[(hemi, "white")][0])
+        perm = rng.permutation(n_vert)  # new vertex k is template vertex perm[k]
+        inv = np.argsort(perm)
+        tris = inv[template[(hemi, "white")][1]].astype(np.int32)
+        for kind in ("white", "pial", "inflated", "sphere.reg"):
+            meshes[(hemi, kind)] = [template[(hemi, kind)][0][perm], tris]
+        rr = meshes[(hemi, "sphere.reg")][0]
+        meshes[(hemi, "sphere")] = [rr @ _random_rotation(rng).T, tris]
+    return meshes
+
+
+def _lattice_anatomy(rng):
+    """Meshes of the template resampled on a subject's own sphere lattice."""
+    template = _template_meshes()
+    meshes, lattice = {}, {}
     for hemi in _HEMIS:
         n_vert = int(rng.integers(N_VERTICES[0], N_VERTICES[1] + 1))
         unit = _fibonacci_sphere(n_vert, _random_rotation(rng))[rng.permutation(n_vert)]
         tris = _sphere_triangulation(unit)
         sphere_rr, sphere_tris = template[(hemi, "sphere.reg")]
         tri_idx, weights = _locate_on_sphere(unit, sphere_rr, sphere_tris)
-        corners = sphere_tris[tri_idx]
         for kind in ("white", "pial", "inflated"):
-            rr = np.einsum("nk,nkj->nj", weights, template[(hemi, kind)][0][corners])
+            rr = _interpolate(template[(hemi, kind)][0], sphere_tris, tri_idx, weights)
             meshes[(hemi, kind)] = [rr, tris]
         radius = np.linalg.norm(sphere_rr, axis=1).mean()
         meshes[(hemi, "sphere.reg")] = [unit * radius, tris]
         # the native (unregistered) sphere: registration is not a no-op
         meshes[(hemi, "sphere")] = [unit @ _random_rotation(rng).T * radius, tris]
-        points[hemi] = len(unit)
-    # one warp for both hemispheres so that they cannot collide; near the
-    # inner skull it is clamped so that sources stay inside it
-    bem_rr, bem_tris = _template_bem_surfaces()
-    skull = bem_rr["inner_skull"]
-    center = skull.mean(axis=0)
-    white = np.concatenate([meshes[(h, "white")][0] for h in _HEMIS])
-    disp = _smooth_warp(
-        white, rng, n_steps=WARP_STEPS, rms=WARP_RMS, length=WARP_LENGTH
-    )
-    splits = [points["lh"]]
-    for kind, margin in (("white", SKULL_MARGIN_WHITE), ("pial", SKULL_MARGIN_PIAL)):
-        rr = np.concatenate([meshes[(h, kind)][0] for h in _HEMIS])
-        gap = _star_radius(center, skull, bem_tris, rr) - np.linalg.norm(
-            rr - center, axis=1
-        )
-        warped = rr + _clamp_norm(disp, gap - margin)
-        for hemi, new in zip(_HEMIS, np.split(warped, splits), strict=True):
-            meshes[(hemi, kind)][0] = new
+        lattice[hemi] = unit
+    return meshes, lattice
+
+
+def _write_subject(subjects_dir, subject, seed, index, level):
+    """Write the anatomy of one synthetic subject (cached)."""
+    subject_dir = subjects_dir / subject
+    if _is_complete(subject_dir, _SUBJECT_FORMAT):
+        return
+    rng = _subject_rng(seed, index)
+    if level == "template":
+        scale = 1.0
+        meshes = _template_anatomy(rng)
+    else:
+        # the head size and the lattice of subject ``index`` are the same at
+        # every level; so are its anatomy fields at every numeric level
+        scale = float(rng.uniform(*HEAD_SCALE))
+        meshes, lattice = _lattice_anatomy(rng)
+        if level == "warp":
+            _warp_anatomy(meshes, rng)
+        elif level > 0:
+            _individual_anatomy(
+                meshes, lattice, level, np.random.default_rng([seed, index, 1])
+            )
     for hemi in _HEMIS:
         for kind in ("white", "pial", "inflated"):
             meshes[(hemi, kind)][0] = meshes[(hemi, kind)][0] * scale
+    bem_rr, bem_tris = _template_bem_surfaces()
     bem_rr = {name: rr * scale for name, rr in bem_rr.items()}
     trans = read_trans(subjects_dir / TEMPLATE / "bem" / f"{TEMPLATE}-trans.fif")
     trans_mat = trans["trans"].copy()
@@ -209,7 +445,13 @@ def _write_subject(subjects_dir, subject, seed, index):
             fids,
             (head_rr * scale, head_tris),
         )
-        meta = {"format": _SUBJECT_FORMAT, "scale": scale, "seed": seed, "index": index}
+        meta = {
+            "format": _SUBJECT_FORMAT,
+            "scale": scale,
+            "seed": seed,
+            "index": index,
+            "anatomy": _anatomy_tag(level),
+        }
         _publish(tmp, subject_dir, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -268,9 +510,9 @@ def _noise_cov(info, rng):
     )
 
 
-def _subject_data(subjects_dir, subject, seed, index, spacing, modality):
+def _subject_data(subjects_dir, subject, seed, index, level, spacing, modality):
     """Anatomy, aligned source space, info, noise covariance and forward."""
-    _write_subject(subjects_dir, subject, seed, index)
+    _write_subject(subjects_dir, subject, seed, index, level)
     cache = subjects_dir / subject / "mne_wasserstein"
     trans = read_trans(subjects_dir / subject / "bem" / f"{subject}-trans.fif")
     src_ref = _template_src(subjects_dir, spacing)
@@ -282,8 +524,10 @@ def _subject_data(subjects_dir, subject, seed, index, spacing, modality):
         lambda f, s: write_source_spaces(f, s, verbose=False),
         _read_quiet(read_source_spaces),
     )
-    # sensors and noise depend on the subject and modality only
-    rng = np.random.default_rng([seed, index, MODALITIES.index(modality)])
+    # sensors and noise depend on the subject and modality only; the
+    # subjects of a template cohort all have those of subject 0
+    sensor_index = 0 if level == "template" else index
+    rng = np.random.default_rng([seed, sensor_index, MODALITIES.index(modality)])
     scale = float(_subject_scale(subjects_dir / subject))
     info = _cached(
         cache / f"{modality.replace('+', '-')}-info.fif",
@@ -345,6 +589,7 @@ def make_cohort(
     *,
     spacing="ico4",
     modality="meg",
+    anatomy="individual",
     subjects_dir=None,
     random_state=None,
     n_jobs=None,
@@ -414,16 +659,18 @@ def make_cohort(
         raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
     _check_choice(spacing, "spacing", SPACINGS)
     _check_choice(modality, "modality", MODALITIES)
+    level = _check_anatomy(anatomy)
     seed = _seed_from(random_state)
     subjects_dir = make_template(_subjects_dir(subjects_dir))
     src_ref = _template_src(subjects_dir, spacing)
-    subjects = [_subject_name(seed, i) for i in range(n_subjects)]
+    subjects = [_subject_name(seed, level, i) for i in range(n_subjects)]
     logger.info(
-        f"Cohort of {n_subjects} subjects ({modality}, {spacing}) in {subjects_dir}"
+        f"Cohort of {n_subjects} subjects ({modality}, {spacing}, anatomy "
+        f"{_anatomy_tag(level)}) in {subjects_dir}"
     )
     parallel, p_fun, _ = parallel_func(_subject_data, n_jobs, total=n_subjects)
     out = parallel(
-        p_fun(subjects_dir, subject, seed, i, spacing, modality)
+        p_fun(subjects_dir, subject, seed, i, level, spacing, modality)
         for i, subject in enumerate(subjects)
     )
     src, info, noise_cov, fwd, trans, scale = (list(x) for x in zip(*out, strict=True))
@@ -441,4 +688,5 @@ def make_cohort(
         spacing=spacing,
         modality=modality,
         random_state=seed,
+        anatomy=level,
     )
