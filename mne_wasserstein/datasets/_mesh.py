@@ -130,18 +130,26 @@ def _bump_field(rr, centers, weights, length, jacobian=True):
     Returns the field at ``rr``, shape (n, d) for weights of shape (K, d),
     and, if ``jacobian``, its spatial Jacobian, shape (n, d, 3).
     """
-    values = np.zeros((len(rr), weights.shape[1]))
-    jac = np.zeros((len(rr), weights.shape[1], 3)) if jacobian else None
-    step = max(1, 2**20 // len(centers))
+    n_dims = weights.shape[1]
+    values = np.zeros((len(rr), n_dims))
+    jac = np.zeros((len(rr), n_dims, 3)) if jacobian else None
+    # d/dx_j of sum_k w_ki g_k = -(x_j (sum_k w_ki g_k) - sum_k w_ki c_kj g_k) / l^2
+    moments = (weights[:, :, np.newaxis] * centers[:, np.newaxis, :]).reshape(
+        len(centers), 3 * n_dims
+    )
+    sq_centers = np.sum(centers**2, axis=1)
+    step = max(1, 2**22 // len(centers))
     for start in range(0, len(rr), step):
-        diff = rr[start : start + step, np.newaxis] - centers  # (m, K, 3)
-        g = np.exp(-np.einsum("mkj,mkj->mk", diff, diff) / (2 * length**2))
-        values[start : start + step] = g @ weights
+        x = rr[start : start + step]
+        sq_dist = np.sum(x**2, axis=1)[:, np.newaxis] + sq_centers - 2 * x @ centers.T
+        g = np.exp(-np.maximum(sq_dist, 0) / (2 * length**2))
+        val = g @ weights
+        values[start : start + step] = val
         if jacobian:
-            # d/dx_j of sum_k w_k g_k = sum_k w_k (-diff_j / length^2) g_k
+            first = (g @ moments).reshape(len(x), n_dims, 3)
             jac[start : start + step] = (
-                -np.einsum("mk,ki,mkj->mij", g, weights, diff) / length**2
-            )
+                first - val[:, :, np.newaxis] * x[:, np.newaxis, :]
+            ) / length**2
     return values, jac
 
 
