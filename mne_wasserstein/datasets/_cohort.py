@@ -309,9 +309,9 @@ def _individual_anatomy(meshes, lattice, level, rng):
     residual); the folding component of the template (:func:`_template_folding`)
     is then scaled by a smooth log-normal factor, on the white and the pial
     surfaces alike. Where the folding change would make the white surfaces
-    intersect (beyond the template's own crossings, see
-    :func:`_template_defects`) it is halved about the intersections until
-    they do not.
+    intersect (beyond the crossings of the template, see
+    :func:`_template_defects`, and of its resampling on the lattice) it is
+    halved about the intersections until they do not.
     """
     template = _template_meshes()
     fold_disp = {}
@@ -348,8 +348,11 @@ def _individual_anatomy(meshes, lattice, level, rng):
         disp = _skull_clamp(base[kind][0], disp, margin)
         disp = _midline_clamp(np.split(base[kind][0], splits), disp)
     white, tris = base["white"]
+    # crossings of the resampled template itself are not the change's
+    defects = _template_defects()
+    defects = np.concatenate([defects, _new_intersections(white, tris, defects)])
     for _ in range(_MAX_HALVINGS):
-        hits = _new_intersections(white + disp, tris, _template_defects())
+        hits = _new_intersections(white + disp, tris, defects)
         if len(hits) == 0:
             break
         # halve the change about the intersections (Gaussian taper)

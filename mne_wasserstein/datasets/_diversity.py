@@ -127,7 +127,9 @@ def _whitened_fixed_gain(cohort, s, ch_names):
         cohort.subjects[s],
         cohort.subjects_dir,
     )
-    normals = np.concatenate([h["nn"][h["vertno"]] for h in cohort.src[s]])
+    normals = np.concatenate([h["nn"][h["vertno"]] for h in cohort.src[s]]).astype(
+        np.float64
+    )
     return (gain / std[:, np.newaxis])[:, order], normals[order]
 
 
@@ -243,8 +245,18 @@ def leadfield_diversity(cohort, *, ch_type=None, verbose=None):
         ]
     )
     cross = np.array([_abs_cosine(gains[i], gains[j]) for i, j in pairs])
-    cos = np.array([np.sum(normals[i] * normals[j], axis=1) for i, j in pairs])
-    angle = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    # atan2 rather than arccos: accurate for nearly parallel (float32) normals
+    angle = np.array(
+        [
+            np.degrees(
+                np.arctan2(
+                    np.linalg.norm(np.cross(normals[i], normals[j]), axis=1),
+                    np.sum(normals[i] * normals[j], axis=1),
+                )
+            )
+            for i, j in pairs
+        ]
+    )
     neighbour_idx, neighbour_dist = _nearest_neighbours(cohort.src_ref)
     neighbour = np.array([_abs_cosine(g, g[:, neighbour_idx]) for g in gains])
     out = LeadfieldDiversity(
