@@ -646,7 +646,7 @@ def make_cohort(
         How the subjects' cortices differ (see Notes):
 
         - a number ``a >= 0`` scales the individual variability: a
-          registration residual of RMS ``3 a`` mm and a folding-depth factor
+          registration residual of nominal RMS ``3 a`` mm and a folding-depth factor
           ``exp(0.2 a g)`` (``g`` a smooth unit Gaussian field); ``0`` is the
           template's folding, resampled on each subject's own mesh, with its
           own head size, sensors and noise (gains differ a little);
@@ -689,11 +689,14 @@ def make_cohort(
       template's anatomy not at its ``sphere.reg`` position but at that
       position moved by a smooth random tangential displacement: composed
       Gaussian random fields (bumps spread evenly over the sphere, length
-      scale 10 mm, ``ceil(a^2)`` steps, each injective: Jacobian norm below
-      0.5), of RMS ``3 a`` mm in mm of the template's white surface (the
-      sphere is scaled by its mean areal ratio to the white surface). A
-      source registered to the crown of a fold in the template can so lie on
-      its wall in a subject, with another orientation;
+      scale 10 mm, ``ceil(a^2)`` steps of nominal RMS ``3 a / sqrt(steps)``
+      mm, in mm of the template's white surface: the sphere is scaled by its
+      mean areal ratio to the white surface). Each step is shrunk where
+      needed to a Jacobian norm below 0.5, hence injective, so the measured
+      RMS displacement is smaller than nominal: 2.0-2.4 mm at level 1 and
+      5.8-6.0 mm at level 2.5 (90th percentile 3.1-3.7 and 8.7-9.0 mm; three
+      seeds). A source registered to the crown of a fold in the template can
+      so lie on its wall in a subject, with another orientation;
     - *individual folding*: the template's folding component, the height of
       the white surface above its smoothed version (100 umbrella smoothing
       steps; correlation -0.96 with the template's ``sulc``), is multiplied
@@ -709,7 +712,7 @@ def make_cohort(
       temporal fold, for 32 subjects of every level).
 
     The values are modelling choices that the literature bounds rather than
-    fixes. The 3 mm RMS residual is well below the spatial uncertainty of
+    fixes. The 2-3 mm RMS residual is well below the spatial uncertainty of
     stereotaxic (volume) mapping, about 10 mm (Van Essen and Drury 1997),
     because folding-based registration aligns the major folds: the folds
     predict the location of V1 (Hinds et al. 2008) and of Brodmann areas
