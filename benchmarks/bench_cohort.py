@@ -87,14 +87,14 @@ def _check_meshes(args):
     )
     print(
         f"{'anatomy':<14}{'s/subject':>10}{'intersecting':>14}"
-        f"{'min skull gap (mm)':>20}"
+        f"{'min skull gap (mm)':>20}  subjects intersecting"
     )
     folder = Path(tempfile.mkdtemp(prefix="mw-meshes-"))
     try:
         subjects_dir = make_template(folder, verbose=False)
         for anatomy in args.anatomy:
             level = _check_anatomy(anatomy)
-            times, bad, gaps = [], 0, []
+            times, bad, gaps = [], [], []
             for index in range(args.n_subjects):
                 subject = _subject_name(args.seed, level, index)
                 t0 = time.perf_counter()
@@ -108,7 +108,8 @@ def _check_meshes(args):
                 }
                 rr, tris = _both_hemispheres(hemis)
                 rr = rr / meta["scale"]
-                bad += len(_new_intersections(rr, tris, _template_defects())) > 0
+                if len(_new_intersections(rr, tris, _template_defects())):
+                    bad.append(index)
                 radius = _star_radius(center, skull, bem_tris, rr)
                 gaps.append(np.min(radius - np.linalg.norm(rr - center, axis=1)))
             print(

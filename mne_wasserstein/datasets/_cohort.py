@@ -707,9 +707,20 @@ def make_cohort(
       1-4.5 mm of Fischl and Dale 2000, is kept); it is clamped so that white
       vertices stay 2 mm inside the inner skull and the hemispheres do not
       meet, and halved about any place where the white surfaces would
-      intersect until they do not (tested: no intersections beyond the
-      template's own two crossings, at the medial wall and one right
-      temporal fold, for 32 subjects of every level).
+      intersect until they do not.
+
+    **Validity of the meshes.** The white surfaces are checked for
+    intersecting triangles (an exact triangle-triangle test on every pair of
+    triangles whose bounding boxes overlap). fsaverage5 itself has two
+    crossings (its hemispheres touch at the medial wall and its right white
+    surface folds onto itself once in the temporal lobe); these are
+    inherited. Resampling the template on a subject's lattice can add a few
+    crossing triangles where a lattice triangle cuts across a sharp fold of
+    the template (one place near (26, -14, 61) mm), in 2 of 32 subjects at
+    level 0 and 4 of 32 at level 1 (``python benchmarks/bench_cohort.py
+    --meshes-only --n-subjects 32 --seed 7``); the folding change adds none.
+    The forward model does not use the surfaces, only the source positions
+    and normals.
 
     The values are modelling choices that the literature bounds rather than
     fixes. The 2-3 mm RMS residual is well below the spatial uncertainty of
