@@ -715,12 +715,13 @@ def make_cohort(
     crossings (its hemispheres touch at the medial wall and its right white
     surface folds onto itself once in the temporal lobe); these are
     inherited. Resampling the template on a subject's lattice can add a few
-    crossing triangles where a lattice triangle cuts across a sharp fold of
-    the template (one place near (26, -14, 61) mm), in 2 of 32 subjects at
-    level 0 and 4 of 32 at level 1 (``python benchmarks/bench_cohort.py
-    --meshes-only --n-subjects 32 --seed 7``); the folding change adds none.
-    The forward model does not use the surfaces, only the source positions
-    and normals.
+    crossing triangles where lattice triangles cut across a sharp fold of
+    the template: in 2 of 32 subjects at level 0 (both near (26, -14, 61)
+    mm) and 4 of 32 at level 1 (``python benchmarks/bench_cohort.py
+    --meshes-only --n-subjects 32 --seed 7``). The folding change adds none
+    farther than 10 mm from those: it is halved until it does not. The
+    forward model does not use the surfaces, only the source positions and
+    normals.
 
     The values are modelling choices that the literature bounds rather than
     fixes. The 2-3 mm RMS residual is well below the spatial uncertainty of
