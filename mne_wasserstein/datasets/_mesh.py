@@ -324,8 +324,8 @@ def _triangles_intersect(tri_a, tri_b, tol=1e-12):
     tri_a, tri_b : array, shape (n_pairs, 3, 3)
         The corners of the triangles of each pair.
     tol : float
-        Projections closer than ``tol`` times the size of the pair count as
-        disjoint (touching is not an intersection).
+        Projections must be apart by more than ``tol`` times the size of the
+        pair to separate the triangles (touching counts as intersecting).
 
     Returns
     -------
