@@ -65,7 +65,7 @@ from ._template import (
 
 SPACINGS = ("ico3", "ico4", "ico5", "oct4", "oct5", "oct6")
 MODALITIES = ("meg", "eeg", "meg+eeg")
-_SUBJECT_FORMAT = 2
+_SUBJECT_FORMAT = 3
 # anatomy of the synthetic subjects
 N_VERTICES = (20_000, 30_000)  # per hemisphere, drawn uniformly
 HEAD_SCALE = (0.92, 1.08)  # isotropic head-size factor
@@ -246,15 +246,36 @@ def _new_intersections(rr, tris, defects):
     return centroids[dist > _DEFECT_RADIUS]
 
 
-def _skull_clamp(rr, disp, margin):
-    """Shrink displacements so that ``rr + disp`` stays inside the skull."""
+def _skull_gap(points):
+    """Radial distance from points to the template's inner skull (mm)."""
     bem_rr, bem_tris = _template_bem_surfaces()
     skull = bem_rr["inner_skull"]
     center = skull.mean(axis=0)
-    gap = _star_radius(center, skull, bem_tris, rr) - np.linalg.norm(
-        rr - center, axis=1
+    return _star_radius(center, skull, bem_tris, points) - np.linalg.norm(
+        points - center, axis=1
     )
-    return _clamp_norm(disp, gap - margin)
+
+
+def _skull_clamp(rr, disp, margin, *, exact=True):
+    """Shrink displacements so that ``rr + disp`` stays inside the skull.
+
+    Each displacement is first shrunk to the radial gap (less ``margin``)
+    between its point and the inner skull. If ``exact``, a displacement that
+    still ends closer than ``margin`` to the skull (where the skull is
+    oblique) is then halved until it does not (``anatomy="warp"`` keeps the
+    first step only, as before).
+    """
+    disp = _clamp_norm(disp, _skull_gap(rr) - margin)
+    if not exact:
+        return disp
+    for _ in range(_MAX_HALVINGS):
+        out = _skull_gap(rr + disp) < margin
+        if not out.any():
+            break
+        disp[out] /= 2
+    else:
+        disp[out] = 0.0
+    return disp
 
 
 def _midline_clamp(hemis, disp):
@@ -282,7 +303,7 @@ def _warp_anatomy(meshes, rng):
     splits = [len(meshes[("lh", "white")][0])]
     for kind, margin in (("white", SKULL_MARGIN_WHITE), ("pial", SKULL_MARGIN_PIAL)):
         rr = np.concatenate([meshes[(h, kind)][0] for h in _HEMIS])
-        warped = rr + _skull_clamp(rr, disp, margin)
+        warped = rr + _skull_clamp(rr, disp, margin, exact=False)
         for hemi, new in zip(_HEMIS, np.split(warped, splits), strict=True):
             meshes[(hemi, kind)][0] = new
 
