@@ -113,7 +113,8 @@ def _check_meshes(args):
                 radius = _star_radius(center, skull, bem_tris, rr)
                 gaps.append(np.min(radius - np.linalg.norm(rr - center, axis=1)))
             print(
-                f"{anatomy!s:<14}{np.median(times):>10.1f}{bad:>14d}{min(gaps):>20.2f}",
+                f"{anatomy!s:<14}{np.median(times):>10.1f}{len(bad):>14d}"
+                f"{min(gaps):>20.2f}  {bad}",
                 flush=True,
             )
     finally:
