@@ -738,7 +738,8 @@ def make_cohort(
     inherited. Resampling the template on a subject's lattice can add a few
     crossing triangles where lattice triangles cut across a sharp fold of
     the template: in 2 of 32 subjects at level 0 (both near (26, -14, 61)
-    mm) and 4 of 32 at level 1 (``python benchmarks/bench_cohort.py
+    mm), 4 of 32 at level 1 and 2 of 32 with ``"warp"`` (the former
+    cohorts), none with ``"template"`` (``python benchmarks/bench_cohort.py
     --meshes-only --n-subjects 32 --seed 7``). The folding change adds none
     farther than 10 mm from those: it is halved until it does not. The
     forward model does not use the surfaces, only the source positions and
