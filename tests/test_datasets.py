@@ -5,9 +5,34 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from mne_wasserstein.datasets import TEMPLATE, make_cohort, make_template
+from mne_wasserstein.datasets import (
+    TEMPLATE,
+    LeadfieldDiversity,
+    leadfield_diversity,
+    make_cohort,
+    make_template,
+)
+from mne_wasserstein.datasets._cohort import (
+    SKULL_MARGIN_WHITE,
+    _both_hemispheres,
+    _check_anatomy,
+    _new_intersections,
+    _subject_name,
+    _template_defects,
+    _write_subject,
+)
+from mne_wasserstein.datasets._mesh import (
+    _fibonacci_sphere,
+    _self_intersections,
+    _sphere_triangulation,
+    _star_radius,
+    _triangles_intersect,
+)
+from mne_wasserstein.datasets._template import _template_bem_surfaces
 from mne_wasserstein.inverse._align import _aligned_order, _unit_sphere_reg
 from mne_wasserstein.utils import get_data_dir
+
+LEVELS = ("template", 0.0, "individual", "exaggerated", "warp")
 
 SPHERE_RADIUS = 100.0  # mm, the radius of FreeSurfer spheres
 
@@ -167,6 +192,10 @@ def test_cohort_cache_shares_subjects(cohort_meg):
         (dict(n_subjects=2.5), TypeError, "n_subjects must be an int"),
         (dict(n_subjects=1, spacing="ico9"), ValueError, "spacing must be one of"),
         (dict(n_subjects=1, modality="fmri"), ValueError, "modality must be one of"),
+        (dict(n_subjects=1, anatomy="real"), ValueError, "anatomy must be one of"),
+        (dict(n_subjects=1, anatomy=-0.5), ValueError, "must be finite and >= 0"),
+        (dict(n_subjects=1, anatomy=np.nan), ValueError, "must be finite and >= 0"),
+        (dict(n_subjects=1, anatomy=True), TypeError, "anatomy must be"),
     ],
 )
 def test_cohort_bad_input(kwargs, exc, match, tmp_path):
@@ -190,3 +219,174 @@ def test_data_folder_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MNE_WASSERSTEIN_DATA", str(tmp_path / "here"))
     assert get_data_dir() == (tmp_path / "here").resolve()
     assert (tmp_path / "here").is_dir()
+
+
+def test_triangles_intersect():
+    tri = np.array([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]])
+    piercing = np.array([[[0.2, 0.2, -1], [0.2, 0.2, 1], [1, 1, 0.5]]])
+    assert _triangles_intersect(tri, piercing)[0]
+    assert not _triangles_intersect(tri, piercing + [0, 0, 5])[0]
+    # coplanar: overlapping, and side by side
+    assert _triangles_intersect(tri, tri + [0.1, 0.1, 0])[0]
+    assert not _triangles_intersect(tri, tri + [2, 0, 0])[0]
+    # parallel planes 1 micrometre apart (mm units)
+    assert not _triangles_intersect(tri, tri + [0, 0, 1e-3])[0]
+
+
+def test_self_intersections_brute_force():
+    """The grid search finds exactly the intersections of all pairs."""
+    unit = _fibonacci_sphere(300)
+    tris = _sphere_triangulation(unit)
+    rr = 10 * unit + np.random.default_rng(0).normal(0, 0.8, unit.shape)
+    i, j = np.triu_indices(len(tris), 1)
+    shared = (tris[i][:, :, None] == tris[j][:, None, :]).any(axis=(1, 2))
+    i, j = i[~shared], j[~shared]
+    hit = _triangles_intersect(rr[tris[i]], rr[tris[j]])
+    expected = set(zip(i[hit].tolist(), j[hit].tolist(), strict=True))
+    found = set(map(tuple, _self_intersections(rr, tris).tolist()))
+    assert len(expected) > 5  # the noise folds the mesh
+    assert found == expected
+    assert len(_self_intersections(10 * unit, tris)) == 0
+
+
+def _read_hemis(subject_dir, kind):
+    return {
+        h: mne.read_surface(subject_dir / "surf" / f"{h}.{kind}") for h in ("lh", "rh")
+    }
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("seed, index", [(1, 0), (2, 5)])
+def test_anatomy_meshes_are_valid(level, seed, index, tmp_path):
+    """White surfaces: no new self-intersections, inside the inner skull."""
+    subjects_dir = make_template(tmp_path)
+    level = _check_anatomy(level)
+    subject = _subject_name(seed, level, index)
+    _write_subject(subjects_dir, subject, seed, index, level)
+    subject_dir = subjects_dir / subject
+    scale = json.loads((subject_dir / "mne_wasserstein.json").read_text())["scale"]
+    rr, tris = _both_hemispheres(_read_hemis(subject_dir, "white"))
+    # the template's own crossings (medial wall, one fold) are not counted
+    assert len(_new_intersections(rr / scale, tris, _template_defects())) == 0
+    bem_rr, bem_tris = _template_bem_surfaces()
+    skull = bem_rr["inner_skull"]
+    center = skull.mean(axis=0)
+    gap = _star_radius(center, skull, bem_tris, rr / scale) - np.linalg.norm(
+        rr / scale - center, axis=1
+    )
+    # the margin minus half the spacing of the skull mesh's vertices
+    assert gap.min() > SKULL_MARGIN_WHITE - 1.5
+    # the registration is a bijection: sphere.reg triangles face outwards
+    for rr_s, tris_s in _read_hemis(subject_dir, "sphere.reg").values():
+        a, b, c = (rr_s[tris_s[:, k]] for k in range(3))
+        assert np.all(np.einsum("ij,ij->i", np.cross(b - a, c - a), a) > 0)
+
+
+def test_anatomy_levels_share_sampling(tmp_path):
+    """Numeric levels change only the anatomy: same lattice and head size."""
+    subjects_dir = make_template(tmp_path)
+    surfs = {}
+    for level in (0.0, 1.0):
+        subject = _subject_name(3, level, 0)
+        _write_subject(subjects_dir, subject, 3, 0, level)
+        surfs[level] = {
+            kind: _read_hemis(subjects_dir / subject, kind)["lh"][0]
+            for kind in ("sphere.reg", "white")
+        }
+    np.testing.assert_array_equal(surfs[0.0]["sphere.reg"], surfs[1.0]["sphere.reg"])
+    moved = np.linalg.norm(surfs[0.0]["white"] - surfs[1.0]["white"], axis=1)
+    assert np.median(moved) > 0.5  # mm
+
+
+@pytest.fixture(scope="module")
+def cohort_template(subjects_dir):
+    """Three MEG subjects with the template's anatomy (ico3: fast forwards)."""
+    return make_cohort(
+        3,
+        spacing="ico3",
+        anatomy="template",
+        subjects_dir=subjects_dir,
+        random_state=0,
+        n_jobs=2,
+    )
+
+
+def test_template_level_has_identical_gains(cohort_template):
+    assert all("-template-" in s for s in cohort_template.subjects)
+    np.testing.assert_array_equal(cohort_template.scale, 1.0)
+    # own vertex orders, yet the same gain column for each aligned source
+    orders = [
+        _aligned_order(
+            cohort_template.src_ref,
+            cohort_template.src[s],
+            cohort_template.subject_ref,
+            cohort_template.subjects[s],
+            cohort_template.subjects_dir,
+        )
+        for s in range(3)
+    ]
+    assert not np.array_equal(
+        cohort_template.src[0][0]["vertno"], cohort_template.src[1][0]["vertno"]
+    )
+    gains = [
+        f["sol"]["data"].reshape(len(f["sol"]["data"]), -1, 3)[:, o]
+        for f, o in zip(cohort_template.forward, orders, strict=True)
+    ]
+    for g in gains[1:]:
+        np.testing.assert_array_equal(g, gains[0])
+    div = leadfield_diversity(cohort_template)
+    # float32 gains (FIF) of identical computations: equal to rounding
+    np.testing.assert_allclose(div.cross_subject, 1.0, atol=1e-6)
+    np.testing.assert_allclose(div.normal_angle, 0.0, atol=1e-3)
+    assert div.summary()["neighbour"]["median"] < 1.0
+
+
+def test_leadfield_diversity(cohort_meg):
+    div = leadfield_diversity(cohort_meg, ch_type="grad")
+    assert isinstance(div, LeadfieldDiversity)
+    n_src = sum(s["nuse"] for s in cohort_meg.src_ref)
+    assert div.cross_subject.shape == div.normal_angle.shape == (6, n_src)
+    assert div.neighbour.shape == (4, n_src)
+    assert len(div.ch_names) == 204
+    assert div.pairs.tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
+    for values in (div.cross_subject, div.neighbour):
+        assert np.all((values >= 0) & (values <= 1 + 1e-12))
+    # ico4: neighbouring sources are about 4 mm apart on fsaverage5
+    assert 2 < np.median(div.neighbour_distance) < 6
+    # one source computed by hand: each subject's fixed gain is its free gain
+    # (head frame) along the source normal (MRI frame, rotated to the head)
+    j = 123
+    cols = []
+    for s in (0, 1):
+        row = _aligned_order(
+            cohort_meg.src_ref,
+            cohort_meg.src[s],
+            cohort_meg.subject_ref,
+            cohort_meg.subjects[s],
+            cohort_meg.subjects_dir,
+        )[j]
+        normal = np.concatenate([h["nn"][h["vertno"]] for h in cohort_meg.src[s]])[row]
+        normal = cohort_meg.trans[s]["trans"][:3, :3].T @ normal
+        fwd = cohort_meg.forward[s]
+        picks = [fwd["sol"]["row_names"].index(c) for c in div.ch_names]
+        cov = cohort_meg.noise_cov[s]
+        std = np.sqrt(np.diag(cov.data)[[cov.ch_names.index(c) for c in div.ch_names]])
+        cols.append(fwd["sol"]["data"][picks, 3 * row : 3 * row + 3] @ normal / std)
+    cosine = abs(cols[0] @ cols[1]) / np.linalg.norm(cols[0]) / np.linalg.norm(cols[1])
+    # float32 gains; the normals are rotated the same way by MNE
+    assert div.cross_subject[0, j] == pytest.approx(cosine, abs=1e-5)
+    table = div.to_frame()
+    assert table.shape == (3, 3)
+    assert table.loc["cosine, same source, two subjects", "median"] == pytest.approx(
+        div.summary()["cross_subject"]["median"]
+    )
+    assert "same-source cosine median" in repr(div)
+
+
+def test_leadfield_diversity_bad_input(cohort_meg):
+    with pytest.raises(TypeError, match="must be a Cohort"):
+        leadfield_diversity(cohort_meg.forward)
+    with pytest.raises(ValueError, match="ch_type must be"):
+        leadfield_diversity(cohort_meg, ch_type="seeg")
+    with pytest.raises(ValueError, match="no eeg channel in common"):
+        leadfield_diversity(cohort_meg, ch_type="eeg")

@@ -398,7 +398,7 @@ def test_bad_input(cohort_meg, sim_meg, src_lh):
     other = copy.deepcopy(forwards[1])
     for s in other["src"]:
         s["subject_his_id"] = cohort_meg.subjects[3]
-    with pytest.raises(ValueError, match="not on 'synth0-03'"):
+    with pytest.raises(ValueError, match=f"not on '{cohort_meg.subjects[3]}'"):
         apply_group_inverse(evokeds, [forwards[0], other], covs, **kw)
     # good evoked channels missing from the forward
     fwd_less = mne.pick_channels_forward(

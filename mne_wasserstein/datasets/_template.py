@@ -1,5 +1,6 @@
 """The offline template subject ``fsaverage5``, built from files in wheels."""
 
+import functools
 import json
 import os
 import shutil
@@ -77,7 +78,13 @@ def _tmp_dir(subjects_dir, subject):
 
 
 def _template_bem_surfaces():
-    """Inner skull, outer skull and scalp (m) sharing the ico5 triangulation."""
+    """Inner skull, outer skull and scalp (mm) sharing the ico5 triangulation."""
+    surfs, tris = _template_bem_cached()
+    return {name: rr.copy() for name, rr in surfs.items()}, tris.copy()
+
+
+@functools.cache
+def _template_bem_cached():
     inner = read_bem_surfaces(
         _mne_data("fsaverage", "fsaverage-inner_skull-bem.fif"), verbose=False
     )[0]
