@@ -395,8 +395,8 @@ def _leadfield_diversity(cohort):
 
     diversity = leadfield_diversity(cohort)
     return dict(
-        cross_subject=float(diversity.median_cross_subject),
-        neighbour=float(diversity.median_neighbour),
+        cross_subject=float(np.median(diversity.cross_subject)),
+        neighbour=float(np.median(diversity.neighbour)),
     )
 
 
