@@ -71,8 +71,8 @@ def main():
             prep.append(0.0)
             return apply_group_inverse(
                 sim.evokeds,
-                sim.forward,
-                sim.noise_cov,
+                sim.forwards,
+                sim.noise_covs,
                 method=method,
                 alpha=alpha,
                 src_ref=src_lh,

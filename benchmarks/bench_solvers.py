@@ -52,7 +52,7 @@ def leadfields():
     subjects_dir = make_template()
     cohort = make_cohort(4, subjects_dir=subjects_dir, random_state=0, n_jobs=2)
     Ls = []
-    for fwd in cohort.forward:
+    for fwd in cohort.forwards:
         fwd = mne.convert_forward_solution(fwd, force_fixed=True, verbose=False)
         fwd = mne.pick_types_forward(fwd, meg="grad")
         L = fwd["sol"]["data"]

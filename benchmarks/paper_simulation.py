@@ -288,14 +288,14 @@ def _prepare_subject(sim, s, cohort, grads, n_lh):
     Returns ``X`` (n_grad, n_lh), ``y`` (n_grad,) and ``scale`` (n_lh,):
     the sources in A*m are ``scale * z`` for solver coefficients ``z``.
     """
-    fwd = sim.forward[s]
+    fwd = sim.forwards[s]
     subject = fwd["src"][0]["subject_his_id"]
     order = _aligned_order(
         cohort.src_ref, fwd["src"], cohort.subject_ref, subject, cohort.subjects_dir
     )
     rows = [fwd["sol"]["row_names"].index(name) for name in grads]
     gain = _fixed_gain(fwd, order)[rows][:, :n_lh]
-    W = _grad_whitener(sim.noise_cov[s], sim.evokeds[s].info, grads)
+    W = _grad_whitener(sim.noise_covs[s], sim.evokeds[s].info, grads)
     gain = W @ gain
     depth = np.linalg.norm(gain, axis=0) ** -DEPTH
     evoked = sim.evokeds[s]
@@ -336,7 +336,7 @@ def _simulate(cohort, n_subjects, condition, seed, snr):
     return X, Y, scale, sim.coef[:, :n_lh]
 
 
-_PER_SUBJECT = ("src", "forward", "info", "noise_cov", "trans")
+_PER_SUBJECT = ("src", "forwards", "info", "noise_covs", "trans")
 
 
 def _scores(true, est, ground_metric):

@@ -40,14 +40,14 @@ def _check_demo_params(n_subjects, spacing, irmxne_alpha, mwe_alpha, beta):
 
 def _irmxne_lh(sim, s, cohort, alpha):
     """Solve subject ``s`` alone by irMxNE on the lh (A*m, template order)."""
-    fwd = sim.forward[s]
+    fwd = sim.forwards[s]
     n_lh = cohort.src_ref[0]["nuse"]
     weights = np.zeros(fwd["nsource"])
     weights[:n_lh] = 1.0  # the right hemisphere is masked out (weights_min)
     stc = mixed_norm(
         sim.evokeds[s].copy().crop(sim.peak_time, sim.peak_time),
         fwd,
-        sim.noise_cov[s],
+        sim.noise_covs[s],
         alpha=alpha,
         loose=0.0,
         depth=0.9,
@@ -65,7 +65,7 @@ def _template_order(sim, s, cohort):
     """Subject ``s``'s lh sources in template order."""
     return _aligned_order(
         cohort.src_ref[:1],
-        sim.forward[s]["src"][:1],
+        sim.forwards[s]["src"][:1],
         cohort.subject_ref,
         cohort.subjects[s],
         cohort.subjects_dir,
@@ -80,13 +80,13 @@ def _visibility(sim, s, cohort):
     for deep and radial sources, which MEG sees poorly.
     """
     fwd = convert_forward_solution(
-        sim.forward[s], surf_ori=True, force_fixed=True, verbose=False
+        sim.forwards[s], surf_ori=True, force_fixed=True, verbose=False
     )
     info = pick_info(
         sim.evokeds[s].info,
         [sim.evokeds[s].ch_names.index(c) for c in fwd["sol"]["row_names"]],
     )
-    whitener, _ = compute_whitener(sim.noise_cov[s], info, verbose=False)
+    whitener, _ = compute_whitener(sim.noise_covs[s], info, verbose=False)
     n_lh = cohort.src_ref[0]["nuse"]
     norms = np.linalg.norm(whitener @ fwd["sol"]["data"][:, :n_lh], axis=0)
     ranks = np.argsort(np.argsort(norms))
@@ -250,8 +250,8 @@ def run_demo(
     logger.info("5/5 solving all subjects jointly with MWE_0.5")
     result = apply_mwe(
         sim.evokeds,
-        sim.forward,
-        sim.noise_cov,
+        sim.forwards,
+        sim.noise_covs,
         alpha=mwe_alpha,
         beta=beta,
         src_ref=src_lh,

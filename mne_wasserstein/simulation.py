@@ -25,13 +25,13 @@ class GroupSimulation:
     ----------
     evokeds : list of Evoked
         The simulated evoked responses, one per subject.
-    forward, noise_cov : list
+    forwards, noise_covs : list
         The forward solution and noise covariance that generated each
         subject's data (with ``same_leadfield=True`` all are the same subject's):
         pass them to the inverse solvers.
     stcs : list of SourceEstimate
         The true sources of each subject, on its aligned source space
-        (``forward[s]["src"]``), in A*m.
+        (``forwards[s]["src"]``), in A*m.
     stcs_template : list of SourceEstimate
         The same, on the template source space (source ``j`` of every subject
         is template source ``j``).
@@ -61,8 +61,8 @@ class GroupSimulation:
     """
 
     evokeds: list
-    forward: list
-    noise_cov: list
+    forwards: list
+    noise_covs: list
     stcs: list
     stcs_template: list
     coef: np.ndarray
@@ -259,10 +259,10 @@ def simulate_group_evokeds(
                 cohort.subjects[owner],
                 cohort.subjects_dir,
             )
-            orders[(owner, "gain")] = _fixed_gain(cohort.forward[owner], orders[owner])
+            orders[(owner, "gain")] = _fixed_gain(cohort.forwards[owner], orders[owner])
             info = cohort.info[owner]
             *_, colorer = compute_whitener(
-                cohort.noise_cov[owner], info, return_colorer=True, verbose=False
+                cohort.noise_covs[owner], info, return_colorer=True, verbose=False
             )
             # the whitener of the SNR channels alone: the noise drawn on all
             # channels is white there too (any subset of a Gaussian is)
@@ -270,7 +270,7 @@ def simulate_group_evokeds(
             in_snr = types == snr_ch_type if snr_ch_type else np.ones(len(types), bool)
             picks = np.flatnonzero(in_snr)
             W, _ = compute_whitener(
-                cohort.noise_cov[owner],
+                cohort.noise_covs[owner],
                 info,
                 picks=picks,
                 pca=True,  # rank rows: every row is a whitened dimension
@@ -311,7 +311,7 @@ def simulate_group_evokeds(
                 verbose=False,
             )
         )
-        src = cohort.forward[owner]["src"]
+        src = cohort.forwards[owner]["src"]
         sub = np.zeros((n_total, len(times)))
         sub[orders[owner]] = np.outer(coef[s], waveform)
         stcs.append(_stc(sub, src, times[0], tstep, cohort.subjects[owner]))
@@ -327,8 +327,8 @@ def simulate_group_evokeds(
     measured = float(np.mean(white_rms) / np.sqrt(noise_power / noise_dims))
     return GroupSimulation(
         evokeds=evokeds,
-        forward=[cohort.forward[o] for o in owners],
-        noise_cov=[cohort.noise_cov[o] for o in owners],
+        forwards=[cohort.forwards[o] for o in owners],
+        noise_covs=[cohort.noise_covs[o] for o in owners],
         stcs=stcs,
         stcs_template=stcs_tpl,
         coef=coef,

@@ -331,7 +331,7 @@ def test_morph_to_reference(template_metric):
     j = 700  # a template source of the left hemisphere
     stcs = []
     for s in range(cohort.n_subjects):
-        src = cohort.forward[s]["src"]
+        src = cohort.forwards[s]["src"]
         order = _aligned_order(
             cohort.src_ref,
             src,

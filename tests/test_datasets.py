@@ -145,9 +145,9 @@ def test_cohort_forwards(cohort_meg, cohort_eeg):
     assert cohort_meg.n_subjects == 4
     assert "4 subjects" in repr(cohort_meg)
     for fwd, info, cov, src in zip(
-        cohort_meg.forward,
+        cohort_meg.forwards,
         cohort_meg.info,
-        cohort_meg.noise_cov,
+        cohort_meg.noise_covs,
         cohort_meg.src,
         strict=True,
     ):
@@ -159,9 +159,9 @@ def test_cohort_forwards(cohort_meg, cohort_eeg):
         assert cov["names"] == info["ch_names"]
         assert [s["nuse"] for s in src] == [2562, 2562]
     # subjects differ in their leadfields
-    g0, g1 = (f["sol"]["data"] for f in cohort_meg.forward[:2])
+    g0, g1 = (f["sol"]["data"] for f in cohort_meg.forwards[:2])
     assert not np.allclose(g0, g1)
-    for fwd in cohort_eeg.forward:
+    for fwd in cohort_eeg.forwards:
         n_eeg = len(mne.pick_types(fwd["info"], meg=False, eeg=True))
         assert n_eeg > 300
         assert fwd["sol"]["data"].shape == (n_eeg, 3 * 2 * 642)
@@ -175,7 +175,7 @@ def test_cohort_cache_shares_subjects(cohort_meg):
         2, subjects_dir=cohort_meg.subjects_dir, random_state=cohort_meg.random_state
     )
     assert small.subjects == cohort_meg.subjects[:2]
-    for a, b in zip(small.forward, cohort_meg.forward[:2], strict=True):
+    for a, b in zip(small.forwards, cohort_meg.forwards[:2], strict=True):
         np.testing.assert_array_equal(a["sol"]["data"], b["sol"]["data"])
     meta = json.loads(
         (
@@ -330,7 +330,7 @@ def test_template_level_has_identical_gains(cohort_template):
     )
     gains = [
         f["sol"]["data"].reshape(len(f["sol"]["data"]), -1, 3)[:, o]
-        for f, o in zip(cohort_template.forward, orders, strict=True)
+        for f, o in zip(cohort_template.forwards, orders, strict=True)
     ]
     for g in gains[1:]:
         np.testing.assert_array_equal(g, gains[0])
@@ -367,9 +367,9 @@ def test_leadfield_diversity(cohort_meg):
         )[j]
         normal = np.concatenate([h["nn"][h["vertno"]] for h in cohort_meg.src[s]])[row]
         normal = cohort_meg.trans[s]["trans"][:3, :3].T @ normal
-        fwd = cohort_meg.forward[s]
+        fwd = cohort_meg.forwards[s]
         picks = [fwd["sol"]["row_names"].index(c) for c in div.ch_names]
-        cov = cohort_meg.noise_cov[s]
+        cov = cohort_meg.noise_covs[s]
         std = np.sqrt(np.diag(cov.data)[[cov.ch_names.index(c) for c in div.ch_names]])
         cols.append(fwd["sol"]["data"][picks, 3 * row : 3 * row + 3] @ normal / std)
     cosine = abs(cols[0] @ cols[1]) / np.linalg.norm(cols[0]) / np.linalg.norm(cols[1])
@@ -385,7 +385,7 @@ def test_leadfield_diversity(cohort_meg):
 
 def test_leadfield_diversity_bad_input(cohort_meg):
     with pytest.raises(TypeError, match="must be a Cohort"):
-        leadfield_diversity(cohort_meg.forward)
+        leadfield_diversity(cohort_meg.forwards)
     with pytest.raises(ValueError, match="ch_type must be"):
         leadfield_diversity(cohort_meg, ch_type="seeg")
     with pytest.raises(ValueError, match="no eeg channel in common"):

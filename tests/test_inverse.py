@@ -64,8 +64,8 @@ def test_lasso_equals_mixed_norm(cohort_meg, sim_meg):
     alpha = 0.3
     stc_mne = mixed_norm(
         evoked,
-        sim_meg.forward[2],
-        sim_meg.noise_cov[2],
+        sim_meg.forwards[2],
+        sim_meg.noise_covs[2],
         alpha=100 * alpha,
         loose=0.0,
         depth=0.9,
@@ -76,8 +76,8 @@ def test_lasso_equals_mixed_norm(cohort_meg, sim_meg):
     )
     res = apply_group_inverse(
         [evoked],
-        [sim_meg.forward[2]],
-        sim_meg.noise_cov[2],
+        [sim_meg.forwards[2]],
+        sim_meg.noise_covs[2],
         method="lasso",
         alpha=alpha,
         beta=0,
@@ -107,8 +107,8 @@ def test_mwe_recovers_sources_better_than_mixed_norm(cohort_meg, src_lh):
     n_lh = src_lh[0]["nuse"]
     res = apply_mwe(
         sim.evokeds,
-        sim.forward,
-        sim.noise_cov,
+        sim.forwards,
+        sim.noise_covs,
         src_ref=src_lh,
         subjects_dir=cohort_meg.subjects_dir,
         ground_metric=gm,
@@ -205,8 +205,8 @@ def test_result_diagnostics(cohort_meg, sim_meg, src_lh):
     n_lh = src_lh[0]["nuse"]
     res = apply_group_inverse(
         sim.evokeds[:2],
-        sim.forward[:2],
-        sim.noise_cov[:2],
+        sim.forwards[:2],
+        sim.noise_covs[:2],
         method="mtw",
         alpha=0.1,
         beta=0.01,
@@ -234,10 +234,10 @@ def test_result_diagnostics(cohort_meg, sim_meg, src_lh):
         assert stc.subject == cohort_meg.subjects[s]
         assert stc.data.shape == (n_lh, 2)
         np.testing.assert_allclose(stc.times, res.times)
-        evoked, cov = sim.evokeds[s], sim.noise_cov[s]
+        evoked, cov = sim.evokeds[s], sim.noise_covs[s]
         W, _ = mne.cov.compute_whitener(cov, evoked.info, pca=True, verbose=False)
         fixed = mne.convert_forward_solution(
-            sim.forward[s], force_fixed=True, use_cps=True, verbose=False
+            sim.forwards[s], force_fixed=True, use_cps=True, verbose=False
         )
         gain = fixed["sol"]["data"][:, :n_lh]  # lh rows of the aligned space
         k = evoked.time_as_index(res.times)
@@ -265,8 +265,8 @@ def test_modalities_recover_a_strong_source(modality, cohort_eeg, cohort_meeg):
     with mne.utils.catch_logging() as log:
         res = apply_group_inverse(
             sim.evokeds,
-            sim.forward,
-            sim.noise_cov,
+            sim.forwards,
+            sim.noise_covs,
             method="lasso",  # each subject alone: the forwards are tested
             alpha=0.5,
             src_ref=cohort.src_ref,
@@ -307,11 +307,11 @@ def test_subjects_are_not_mixed_up(cohort_meg, sim_meg, src_lh):
         tmax=sim.peak_time + 0.002,
         solver_params=dict(tol=1e-8),
     )
-    group = apply_group_inverse(evokeds, sim.forward[:3], sim.noise_cov[:3], **kw)
+    group = apply_group_inverse(evokeds, sim.forwards[:3], sim.noise_covs[:3], **kw)
     assert [len(c) for c in group.ch_names] == [302, 286, 299]
     for s in range(3):
         alone = apply_group_inverse(
-            [evokeds[s]], [sim.forward[s]], sim.noise_cov[s], **kw
+            [evokeds[s]], [sim.forwards[s]], sim.noise_covs[s], **kw
         )
         # the same problem solved twice: equal to the solver tolerance
         np.testing.assert_allclose(
@@ -336,28 +336,28 @@ def test_time_selection(cohort_meg, sim_meg, src_lh):
     evokeds[1].shift_time(0.01, relative=True)
     kw = dict(method="lasso", alpha=0.5, src_ref=src_lh)
     kw.update(subjects_dir=cohort_meg.subjects_dir)
-    res = apply_group_inverse(evokeds, sim.forward[:2], sim.noise_cov[:2], **kw)
+    res = apply_group_inverse(evokeds, sim.forwards[:2], sim.noise_covs[:2], **kw)
     # the peak of the whitened global field power (computed with MNE here)
     for s, evoked in enumerate(evokeds):
-        white = mne.whiten_evoked(evoked, sim.noise_cov[s], verbose=False)
+        white = mne.whiten_evoked(evoked, sim.noise_covs[s], verbose=False)
         gfp = np.sum(white.data**2, axis=0)
         assert res.times[s] == pytest.approx(evoked.times[np.argmax(gfp)])
         assert res.stcs[s].tmin == pytest.approx(res.times[s])
     assert res.times[1] - res.times[0] == pytest.approx(0.01)
     # a window: the peak inside it
     res = apply_group_inverse(
-        evokeds, sim.forward[:2], sim.noise_cov[:2], tmin=-0.05, tmax=0.0, **kw
+        evokeds, sim.forwards[:2], sim.noise_covs[:2], tmin=-0.05, tmax=0.0, **kw
     )
     assert np.all(res.times <= 0.0)
     # one time for all
     res = apply_group_inverse(
-        evokeds, sim.forward[:2], sim.noise_cov[:2], time=0.0304, **kw
+        evokeds, sim.forwards[:2], sim.noise_covs[:2], time=0.0304, **kw
     )
     np.testing.assert_allclose(res.times, 0.030)
     # different times in the window: no sample-by-sample fit
     with pytest.raises(ValueError, match="same times"):
         apply_group_inverse(
-            evokeds, sim.forward[:2], sim.noise_cov[:2], time="all", **kw
+            evokeds, sim.forwards[:2], sim.noise_covs[:2], time="all", **kw
         )
 
 
@@ -385,13 +385,13 @@ def _assert_same(before, evokeds, forwards, covs):
 
 def test_bad_input(cohort_meg, sim_meg, src_lh):
     sim = sim_meg
-    evokeds, forwards, covs = sim.evokeds[:2], sim.forward[:2], sim.noise_cov[:2]
+    evokeds, forwards, covs = sim.evokeds[:2], sim.forwards[:2], sim.noise_covs[:2]
     before = _snapshot(evokeds, forwards, covs)
     kw = dict(src_ref=src_lh, subjects_dir=cohort_meg.subjects_dir, method="lasso")
     with pytest.raises(ValueError, match="2 evokeds and 1 forwards"):
         apply_group_inverse(evokeds, forwards[:1], covs, **kw)
     with pytest.raises(ValueError, match="3 covariances for 2 subjects"):
-        apply_group_inverse(evokeds, forwards, sim.noise_cov[:3], **kw)
+        apply_group_inverse(evokeds, forwards, sim.noise_covs[:3], **kw)
     with pytest.raises(TypeError, match="list of Evoked"):
         apply_group_inverse(evokeds[0], forwards, covs, **kw)
     # a forward that is not on its subject: another subject's surfaces
@@ -471,7 +471,7 @@ def test_make_aligned_source_spaces(cohort_meg):
 
 def test_align_forwards(cohort_meg, sim_meg):
     subjects_dir = cohort_meg.subjects_dir
-    fwd = sim_meg.forward[0]
+    fwd = sim_meg.forwards[0]
     # an aligned forward passes through unchanged
     assert (
         align_forwards([fwd], cohort_meg.src_ref, subjects_dir=subjects_dir)[0] is fwd
@@ -526,7 +526,7 @@ def test_align_forwards(cohort_meg, sim_meg):
         stcs, _ = apply_group_inverse(
             [sim_meg.evokeds[0]],
             [own],
-            sim_meg.noise_cov[0],
+            sim_meg.noise_covs[0],
             method="lasso",
             alpha=0.5,
             src_ref=cohort_meg.src_ref,

@@ -10,7 +10,7 @@ def _order(cohort, sim, s):
     """Subject ``s``'s sources in the order of the reference sources."""
     return _aligned_order(
         cohort.src_ref,
-        sim.forward[s]["src"],
+        sim.forwards[s]["src"],
         cohort.subject_ref,
         cohort.subjects[s],
         cohort.subjects_dir,
@@ -48,10 +48,10 @@ def test_snr_per_channel(cohort_meg, snr_ch_type):
             else np.arange(len(info["ch_names"]))
         )
         W, _ = mne.cov.compute_whitener(
-            sim.noise_cov[s], info, picks=picks, pca=True, verbose=False
+            sim.noise_covs[s], info, picks=picks, pca=True, verbose=False
         )
         order = _order(cohort_meg, sim, s)
-        signal = _fixed_gain(sim.forward[s], order) @ sim.coef[s]
+        signal = _fixed_gain(sim.forwards[s], order) @ sim.coef[s]
         j = np.flatnonzero(sim.coef[s])[0]
         waveform = sim.stcs_template[s].data[j] / sim.coef[s, j]
         noise = W @ (evoked.data - np.outer(signal, waveform))[picks]
@@ -95,7 +95,7 @@ def test_evokeds_follow_forward(cohort_meg):
     sim = simulate_group_evokeds(cohort_meg, snr=1e12, random_state=1)
     for s, evoked in enumerate(sim.evokeds):
         order = _order(cohort_meg, sim, s)
-        expected = _fixed_gain(sim.forward[s], order) @ sim.coef[s]
+        expected = _fixed_gain(sim.forwards[s], order) @ sim.coef[s]
         peak = evoked.time_as_index(sim.peak_time)[0]
         # rel. 1e-6: the noise is 1e-12 of the signal
         np.testing.assert_allclose(
@@ -117,8 +117,8 @@ def test_same_leadfield(cohort_meg):
     sim = simulate_group_evokeds(cohort_meg, same_leadfield=True, random_state=3)
     lead = sim.leadfield_subject
     assert lead is not None
-    assert all(f is cohort_meg.forward[lead] for f in sim.forward)
-    assert all(c is cohort_meg.noise_cov[lead] for c in sim.noise_cov)
+    assert all(f is cohort_meg.forwards[lead] for f in sim.forwards)
+    assert all(c is cohort_meg.noise_covs[lead] for c in sim.noise_covs)
     assert sim.snr == pytest.approx(4.0, rel=0.05)
 
 

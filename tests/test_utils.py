@@ -85,7 +85,7 @@ def test_cached_persistent_failure_raises(tmp_path):
 
 def test_truncated_forward_is_rebuilt(cohort_meg, tmp_path):
     """A truncated cached forward (MNE: "No forward solutions") is rebuilt."""
-    fwd = cohort_meg.forward[0]
+    fwd = cohort_meg.forwards[0]
     fname = tmp_path / "meg-ico4-fwd.fif"
     mne.write_forward_solution(fname, fwd, verbose=False)
     _truncate(fname)

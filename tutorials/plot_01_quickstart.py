@@ -31,7 +31,7 @@ from mne_wasserstein.viz import plot_group_sources
 
 cohort = make_cohort(4, spacing="ico4", modality="meg", random_state=0)
 sim = simulate_group_evokeds(cohort, n_sources=5, hemi="lh", random_state=0)
-evokeds, forwards, noise_covs = sim.evokeds, sim.forward, sim.noise_cov
+evokeds, forwards, noise_covs = sim.evokeds, sim.forwards, sim.noise_covs
 print(evokeds[0])
 print(forwards[0])
 

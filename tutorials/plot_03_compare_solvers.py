@@ -79,8 +79,8 @@ for method, kwargs in methods.items():
     start = time.perf_counter()
     results[method] = apply_group_inverse(
         sim.evokeds,
-        sim.forward,
-        sim.noise_cov,
+        sim.forwards,
+        sim.noise_covs,
         method=method,
         alpha=0.1,
         src_ref=src_ref,

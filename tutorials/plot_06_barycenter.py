@@ -36,8 +36,8 @@ src_ref = cohort.src_ref
 ground_metric = compute_ground_metric(src_ref, subjects_dir=cohort.subjects_dir)
 result = apply_mwe(
     sim.evokeds,
-    sim.forward,
-    sim.noise_cov,
+    sim.forwards,
+    sim.noise_covs,
     alpha=0.05,
     beta=0.03,
     src_ref=src_ref,

@@ -58,7 +58,7 @@ print(np.round(gm.blocks[0][np.ix_(true, true)]))
 # everywhere, and its background (noise) would dominate any average: we keep
 # the activity above half of each subject's maximum.
 stcs = []
-for evoked, fwd, cov in zip(sim.evokeds, sim.forward, sim.noise_cov, strict=True):
+for evoked, fwd, cov in zip(sim.evokeds, sim.forwards, sim.noise_covs, strict=True):
     inv = make_inverse_operator(evoked.info, fwd, cov, loose=0.2, verbose=False)
     stc = apply_inverse(evoked, inv, lambda2=1 / 9, method="dSPM", verbose=False)
     stc = stc.crop(sim.peak_time, sim.peak_time)  # magnitudes, >= 0

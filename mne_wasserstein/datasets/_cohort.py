@@ -113,11 +113,11 @@ class Cohort:
     src : list of SourceSpaces
         Per subject, ``src_ref`` morphed onto the subject through the
         ``sphere.reg`` registrations (vertex numbers of the subject's mesh).
-    forward : list of Forward
+    forwards : list of Forward
         Per subject, the free-orientation forward solution on ``src[s]``.
     info : list of Info
         Per subject, the measurement info (sensor positions, device->head).
-    noise_cov : list of Covariance
+    noise_covs : list of Covariance
         Per subject, the sensor noise covariance.
     trans : list of Transform
         Per subject, the head->MRI transform.
@@ -139,9 +139,9 @@ class Cohort:
     subject_ref: str
     src_ref: SourceSpaces
     src: list
-    forward: list
+    forwards: list
     info: list
-    noise_cov: list
+    noise_covs: list
     trans: list
     scale: np.ndarray
     spacing: str
@@ -840,9 +840,9 @@ def make_cohort(
         subject_ref=TEMPLATE,
         src_ref=src_ref,
         src=src,
-        forward=fwd,
+        forwards=fwd,
         info=info,
-        noise_cov=noise_cov,
+        noise_covs=noise_cov,
         trans=trans,
         scale=np.array(scale),
         spacing=spacing,

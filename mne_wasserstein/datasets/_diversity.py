@@ -110,7 +110,7 @@ class LeadfieldDiversity:
 def _whitened_fixed_gain(cohort, s, ch_names):
     """Whitened fixed-orientation gain of subject ``s`` (reference order)."""
     fwd = pick_channels_forward(
-        cohort.forward[s], ch_names, ordered=True, verbose=False
+        cohort.forwards[s], ch_names, ordered=True, verbose=False
     )
     fwd = convert_forward_solution(
         fwd, surf_ori=True, force_fixed=True, use_cps=True, verbose=False
@@ -118,7 +118,7 @@ def _whitened_fixed_gain(cohort, s, ch_names):
     gain = fwd["sol"]["data"]
     # the projectors of the measurement (the EEG average reference)
     gain = _projector(cohort.info[s]["projs"], ch_names) @ gain
-    cov = cohort.noise_cov[s]
+    cov = cohort.noise_covs[s]
     std = np.sqrt(np.diag(cov.data)[[cov.ch_names.index(c) for c in ch_names]])
     order = _aligned_order(
         cohort.src_ref,
@@ -185,7 +185,7 @@ def leadfield_diversity(cohort, *, ch_type=None, verbose=None):
     angle between the subjects' source normals.
 
     The gains are the fixed-orientation gains (along the source normals) of
-    ``cohort.forward``, with the measurement's projectors (the EEG average
+    ``cohort.forwards``, with the measurement's projectors (the EEG average
     reference) applied, whitened by each subject's noise standard deviations
     (the diagonal of its noise covariance), on the channels common to all
     subjects in one order. MNE's whitener is not used on purpose: it
