@@ -215,6 +215,7 @@ class StrictArray:
 
 # elementwise: device arrays and scalars only (a numpy array is refused)
 exp = _elementwise(np.exp)
+expm1 = _elementwise(np.expm1)
 log = _elementwise(np.log)
 abs = _elementwise(np.abs)
 maximum = _elementwise(np.maximum)

@@ -151,10 +151,12 @@ def _exp_sum(log_values):
 
 
 @njit(parallel=True, cache=True)
-def _log_product(indptr, indices, data, post, lx, pre, need, cand, out):
+def _log_product(indptr, indices, data, log_data, post, lx, pre, need, cand, out):
     """``out = log(K @ exp(lx))`` with the stabilized kernel ``K``.
 
-    ``K_ij = exp(post_i) data_ij exp(-pre_j)``: one product
+    ``K_ij = exp(post_i) data_ij exp(-pre_j)``, ``log_data = log(data)``
+    (finite where ``data`` underflows to 0: an entry negligible for the
+    potentials absorbed may matter to a column far below them): one product
     ``data @ exp(lx - pre)`` in the kernel domain; entries of ``need`` whose
     product is below ``_TAU64`` (underflow may have lost terms) or infinite
     (a log-scaling far above its absorbed potential) are
@@ -179,7 +181,7 @@ def _log_product(indptr, indices, data, post, lx, pre, need, cand, out):
             y = acc[c]
             if not (_TAU64 <= y < np.inf) and need[i, c]:
                 out[i, c] = post[i] + _row_logsumexp(
-                    indptr[i], indptr[i + 1], indices, data, lx, pre, c
+                    indptr[i], indptr[i + 1], indices, log_data, lx, pre, c
                 )
                 if out[i, c] == -np.inf:
                     out[i, c] = _candidate_logsumexp(cand, i, lx, c)
@@ -188,12 +190,12 @@ def _log_product(indptr, indices, data, post, lx, pre, need, cand, out):
 
 
 @njit(cache=True)
-def _row_logsumexp(start, stop, indices, data, lx, pre, c):
-    """``log sum_k data_k exp(lx[j_k, c] - pre[j_k])``, stably."""
+def _row_logsumexp(start, stop, indices, log_data, lx, pre, c):
+    """``log sum_k exp(log_data_k + lx[j_k, c] - pre[j_k])``, stably."""
     top = -np.inf
     for k in range(start, stop):
         j = indices[k]
-        v = np.log(data[k]) + lx[j, c] - pre[j]
+        v = log_data[k] + lx[j, c] - pre[j]
         if v > top:
             top = v
     if top == -np.inf:
@@ -201,7 +203,7 @@ def _row_logsumexp(start, stop, indices, data, lx, pre, c):
     total = 0.0
     for k in range(start, stop):
         j = indices[k]
-        total += np.exp(np.log(data[k]) + lx[j, c] - pre[j] - top)
+        total += np.exp(log_data[k] + lx[j, c] - pre[j] - top)
     return top + np.log(total)
 
 
@@ -221,19 +223,40 @@ def _candidate_logsumexp(cand, i, lx, c):
 
 
 @njit(cache=True)
-def _relaxed(lx, lx_new, mask, lK, omega, out, delta):
-    """Over-relaxed update on log-scalings (``sinkhorn._relaxed``, exact)."""
+def _relaxed(lx, lmass, lK, mask, psi, omega, quadratic, out, delta):
+    """Safeguarded over-relaxed update (``sinkhorn._relaxed``, exact)."""
     p, n_col = lx.shape
+    kappa = (1.0 - psi) / psi
+    floor = 0.5 * (1.0 - (omega - 1.0) ** 2)
     for i in range(p):
         for c in range(n_col):
             valid = mask[i, c] and lK[i, c] > -np.inf
+            x_new = psi * (lmass[i, c] - lK[i, c])
             if valid and lx[i, c] > -np.inf:
-                d = lx_new[i, c] - lx[i, c]
+                x0 = lx[i, c]
+                d = x_new - x0
                 delta[i, c] = d
-                out[i, c] = lx[i, c] + omega * d
+                step = d
+                if abs(d) * max(1.0, kappa) < quadratic:
+                    step = omega * d
+                elif omega != 1.0:
+                    args = (x0, lmass[i, c], lK[i, c], kappa)
+                    if _dual_gain(*args, omega * d) >= floor * _dual_gain(*args, d):
+                        step = omega * d
+                out[i, c] = x0 + step
             else:
                 delta[i, c] = 0.0
-                out[i, c] = lx_new[i, c] if valid else -np.inf
+                out[i, c] = x_new if valid else -np.inf
+
+
+@njit(cache=True)
+def _dual_gain(x0, lmass, lK, kappa, d):
+    """``sinkhorn._dual_gains`` of one entry."""
+    if kappa > 0:
+        mass = np.exp(lmass - kappa * x0) * (-np.expm1(-kappa * d) / kappa)
+    else:
+        mass = np.exp(lmass) * d
+    return mass - np.exp(x0 + lK) * np.expm1(d)
 
 
 @njit(cache=True)
@@ -330,15 +353,17 @@ def _grown(lx, mask, ref, limit):
 @njit(cache=True)
 def _sinkhorn_loop(
     kv, ktu, cand, lu0, lv0, logA, ltarget, mask_u, mask_v, weights, n_problems, psi,
-    lu, lv, lq, has_lq, omega, errors, n_errors, best, since_best,
-    n_iter, max_iter, tol, absorb, oscillation, reduction,
+    lu, lv, lq, has_lq, omega, errors, n_errors, best, since_best, err,
+    n_iter, max_iter, tol, absorb, oscillation, reduction, quadratic,
 ):  # fmt: skip
     """Generalised Sinkhorn iterations until convergence, ``max_iter`` or absorb.
 
     ``sinkhorn._run`` and ``sinkhorn._step`` with a stabilized sparse kernel
     (products always exact: the log-domain branch of ``_relaxed``).
-    ``kv`` and ``ktu`` are ``(indptr, indices, data, post, pre)`` of ``K``
-    and ``K^T``. ``lu``, ``lv``, ``lq`` are updated in place. Returns
+    ``kv`` and ``ktu`` are ``(indptr, indices, data, log_data, post, pre)`` of ``K``
+    and ``K^T``. ``lu``, ``lv``, ``lq`` are updated in place; ``err`` is the
+    criterion of the last iteration (of an earlier call: kept if ``max_iter``
+    is reached right after a re-stabilization). Returns
     ``(status, n_iter, err, omega, n_errors, best, since_best, has_lq)``;
     status 0: converged, 1: ``max_iter`` reached, 2: a log-scaling grew
     more than ``absorb`` above its value ``lu0``, ``lv0`` when the kernel
@@ -353,29 +378,21 @@ def _sinkhorn_loop(
     delta = np.empty((p, n_col))
     target = np.empty((p, n_col))
     lq_new = np.empty(lq.shape)
-    err = np.inf
     while n_iter < max_iter:
-        _log_product(kv[0], kv[1], kv[2], kv[3], lv, kv[4], mask_u, cand[0], lKv)
-        for i in range(p):
-            for c in range(n_col):
-                target[i, c] = psi * (logA[i, c] - lKv[i, c])
-        _relaxed(lu, target, mask_u, lKv, omega, lu_new, delta)
+        _log_product(*kv[:5], lv, kv[5], mask_u, cand[0], lKv)
+        _relaxed(lu, logA, lKv, mask_u, psi, omega, quadratic, lu_new, delta)
         err = _marginal_change(lu, lKv, delta)
-        _log_product(
-            ktu[0], ktu[1], ktu[2], ktu[3], lu_new, ktu[4], mask_v, cand[1], lKtu
-        )
+        _log_product(*ktu[:5], lu_new, ktu[5], mask_v, cand[1], lKtu)
         if bary:
             _log_barycenter(lKtu, mask_v, weights, psi, n_problems, lq_new)
             if has_lq:
                 err = max(err, _log_relative_change(lq_new, lq))
             for i in range(p):
                 for c in range(n_col):
-                    target[i, c] = psi * (lq_new[i, c % n_problems] - lKtu[i, c])
+                    target[i, c] = lq_new[i, c % n_problems]
+            _relaxed(lv, target, lKtu, mask_v, psi, omega, quadratic, lv_new, delta)
         else:
-            for i in range(p):
-                for c in range(n_col):
-                    target[i, c] = psi * (ltarget[i, c] - lKtu[i, c])
-        _relaxed(lv, target, mask_v, lKtu, omega, lv_new, delta)
+            _relaxed(lv, ltarget, lKtu, mask_v, psi, omega, quadratic, lv_new, delta)
         if np.isnan(lu_new).any() or np.isnan(lv_new).any():
             return 3, n_iter, err, omega, n_errors, best, since_best, has_lq
         lu[:] = lu_new
@@ -418,10 +435,11 @@ def _transpose(indptr, indices, values, n_cols):
 
 @njit(cache=True)
 def _normalise_rows(indptr, logk):
-    """Row maxima ``r`` of ``logk`` (0 for empty rows) and ``exp(logk - r)``."""
+    """Row maxima ``r`` of ``logk`` (0 if empty), ``exp(logk - r)`` and its log."""
     n_rows = indptr.shape[0] - 1
     r = np.zeros(n_rows)
     data = np.empty(logk.shape[0])
+    log_data = np.empty(logk.shape[0])
     for i in range(n_rows):
         top = -np.inf
         for k in range(indptr[i], indptr[i + 1]):
@@ -429,5 +447,6 @@ def _normalise_rows(indptr, logk):
         if top > -np.inf:
             r[i] = top
         for k in range(indptr[i], indptr[i + 1]):
-            data[k] = np.exp(logk[k] - r[i])
-    return r, data
+            log_data[k] = logk[k] - r[i]
+            data[k] = np.exp(log_data[k])
+    return r, data, log_data

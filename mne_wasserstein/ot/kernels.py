@@ -590,11 +590,11 @@ class SparseKernel(KernelOperator):
         stab = (row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v)
         indptr, indices, logk = _truncate(cand, stab, *active, inv_eps, log_keep)
         t_indptr, t_indices, t_logk = _transpose(indptr, indices, logk, p)
-        r, data = _normalise_rows(indptr, logk)
-        rt, t_data = _normalise_rows(t_indptr, t_logk)
+        r, data, log_data = _normalise_rows(indptr, logk)
+        rt, t_data, t_log_data = _normalise_rows(t_indptr, t_logk)
         return _StabilizedKernel(
-            (indptr, indices, data, r - row_pot, col_pot),
-            (t_indptr, t_indices, t_data, rt - col_pot, row_pot),
+            (indptr, indices, data, log_data, r - row_pot, col_pot),
+            (t_indptr, t_indices, t_data, t_log_data, rt - col_pot, row_pot),
             (cand + (inv_eps,), cand_t + (inv_eps,)),
             self.xp,
         )
@@ -648,9 +648,10 @@ class SparseKernel(KernelOperator):
 class _StabilizedKernel:
     """The products of a :class:`SparseKernel` stabilized at potentials.
 
-    ``kv`` and ``ktu`` are ``(indptr, indices, data, post, pre)`` of ``K``
-    and ``K^T``: ``K_ij = exp(post_i) data_ij exp(-pre_j)``, ``data`` in
-    (0, 1] (numpy, for the compiled loop); the array code uses the same
+    ``kv`` and ``ktu`` are ``(indptr, indices, data, log_data, post, pre)``
+    of ``K`` and ``K^T``: ``K_ij = exp(post_i) data_ij exp(-pre_j)``,
+    ``data`` in [0, 1] and ``log_data = log(data)``, finite where ``data``
+    underflows (numpy, for the compiled loop); the array code uses the same
     arrays in namespace ``xp``.
     """
 
@@ -663,21 +664,21 @@ class _StabilizedKernel:
         self._cand_xp = [[asarray(a, xp) for a in c[:3]] for c in candidates]
         self.nnz = int(kv[0][-1])
         self.n_points = kv[0].shape[0] - 1
-        self.row_pot, self.col_pot = ktu[4], kv[4]
+        self.row_pot, self.col_pot = ktu[5], kv[5]
         self._device = [self._to_xp(part) for part in (kv, ktu)]
 
     def _to_xp(self, part):
-        indptr, indices, data, post, pre = part
+        indptr, indices, data = part[:3]
         xp = self.xp
         shape = (self.n_points, self.n_points)
         mat = csr_matrix(data, indices, indptr, shape, xp)
-        arrays = [asarray(a, xp) for a in (indptr, indices, data, post, pre)]
+        arrays = [asarray(a, xp) for a in part]
         return mat, arrays
 
     def apply(self, V, transpose):
         """``K @ V`` (``K.T`` if ``transpose``) in the kernel domain."""
         xp = self.xp
-        mat, (_, _, _, post, pre) = self._device[1 if transpose else 0]
+        mat, (_, _, _, _, post, pre) = self._device[1 if transpose else 0]
         scaled = mat @ (V * xp.exp(-pre)[:, None])
         return scaled * xp.exp(post)[:, None]
 
@@ -686,7 +687,8 @@ class _StabilizedKernel:
         from ._compiled import _HUGE64, _TAU64, _TINY64
 
         xp = self.xp
-        mat, (indptr, indices, data, post, pre) = self._device[1 if transpose else 0]
+        mat, parts = self._device[1 if transpose else 0]
+        indptr, indices, _, log_data, post, pre = parts
         with np.errstate(all="ignore"):
             y = mat @ xp.exp(lx - pre[:, None])
             out = xp.log(xp.clip(y, _TINY64, _HUGE64)) + post[:, None]
@@ -696,7 +698,7 @@ class _StabilizedKernel:
         if bool(low.any()):
             rows, cols = xp.nonzero(low)
             out[rows, cols] = post[rows] + _rows_logsumexp(
-                indptr, indices, xp.log(data), lx, pre, rows, cols, xp
+                indptr, indices, log_data, lx, pre, rows, cols, xp
             )
             empty = need & (out == -np.inf)
             if bool(empty.any()):
