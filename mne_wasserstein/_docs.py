@@ -12,11 +12,13 @@ subjects_dir : path-like | None
     ``MNE_WASSERSTEIN_DATA`` environment variable or MNE config key (default
     ``~/mne_data/mne_wasserstein``)."""
 docdict["epsilon"] = """\
-epsilon : float
+epsilon : float | None
     Entropic regularisation of optimal transport (> 0), in the unit of the
     ground metric (mm). Smaller values give sharper transport plans and need
     more Sinkhorn iterations (log-domain ones below about
-    ``max(ground_metric) / 700``)."""
+    ``max(ground_metric) / 700``). ``None`` where the ground metric is a
+    kernel operator, which carries its epsilon (a value given with one must
+    equal it)."""
 docdict["gamma"] = """\
 gamma : float
     Marginal relaxation of unbalanced optimal transport (> 0), in the unit

@@ -194,7 +194,6 @@ def _objective_gradient(log_a, B, b_mass, kernel, state, tol):
             A_ext,
             B_ext,
             kernel,
-            epsilon=kernel.epsilon,
             gamma=np.inf,
             tol=tol,
             max_iter=SINKHORN_ITER,

@@ -656,3 +656,25 @@ def test_strict_stand_in_fails_where_cupy_fails():
     assert get_namespace(backend="strict") is strict.xp
     np.testing.assert_array_equal(to_numpy(x), [0.0, 1.0, 2.0])
     assert isinstance(asarray(x, np), np.ndarray)
+
+
+def test_kernel_carries_epsilon():
+    """A kernel operator carries its epsilon: the solvers take it without
+    one, refuse another, and a ground metric needs one."""
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0, 10, 30))
+    M = np.abs(x[:, None] - x[None])
+    A = rng.uniform(0.1, 1, (30, 3))
+    kernel = make_kernel(M, 0.5)
+    ref = unbalanced_barycenter(A, M, epsilon=0.5, gamma=5.0)
+    res = unbalanced_barycenter(A, kernel, gamma=5.0)
+    np.testing.assert_array_equal(res.barycenter, ref.barycenter)
+    dist = unbalanced_sinkhorn(A[:, 0], A[:, 1], kernel, gamma=5.0)
+    assert dist.value == unbalanced_sinkhorn(A[:, 0], A[:, 1], M, epsilon=0.5,
+                                             gamma=5.0).value  # fmt: skip
+    with pytest.raises(ValueError, match="built with epsilon=0.5"):
+        unbalanced_barycenter(A, kernel, epsilon=0.4, gamma=5.0)
+    with pytest.raises(ValueError, match="epsilon is needed"):
+        unbalanced_barycenter(A, M, gamma=5.0)
+    with pytest.raises(ValueError, match="epsilon"):
+        unbalanced_barycenter(A, M, epsilon=-1.0, gamma=5.0)

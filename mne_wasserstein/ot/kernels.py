@@ -776,7 +776,7 @@ def _block_size(idx):
 
 
 def make_kernel(
-    ground_metric, epsilon, *, dtype=None, backend=None, kind="auto", compiled=None
+    ground_metric, epsilon=None, *, dtype=None, backend=None, kind="auto", compiled=None
 ):
     """Build the Gibbs kernel operator of a ground metric.
 
@@ -790,10 +790,10 @@ def make_kernel(
         directly, in order (a :mod:`scipy.sparse` block: stored entries are
         distances, missing ones mean no transport); so does a
         :class:`~mne_wasserstein.GroundMetric` (its ``blocks``). A
-        :class:`KernelOperator` is returned unchanged (after checking
-        ``epsilon``).
-    epsilon : float
-        The entropic regularisation (> 0), in the unit of ``M``.
+        :class:`KernelOperator` is returned unchanged.
+    epsilon : float | None
+        The entropic regularisation (> 0), in the unit of ``M``. A kernel
+        operator carries its own: ``None``, or a value equal to it.
     dtype : None | float64 | float32
         The dtype of the kernel-domain products. ``None``: float32 if ``M``
         (all of its blocks) is float32, else float64.
@@ -815,16 +815,21 @@ def make_kernel(
     kernel : KernelOperator
         The kernel operator.
     """
-    epsilon = _check_positive(epsilon, "epsilon")
     if kind not in ("auto", "dense", "sparse"):
         raise ValueError(f"kind must be 'auto', 'dense' or 'sparse', got {kind!r}")
     if isinstance(ground_metric, KernelOperator):
-        if not np.isclose(ground_metric.epsilon, epsilon, rtol=1e-12, atol=0):
+        given = None if epsilon is None else _check_positive(epsilon, "epsilon")
+        if given is not None and not np.isclose(
+            ground_metric.epsilon, given, rtol=1e-12, atol=0
+        ):
             raise ValueError(
                 f"The kernel operator was built with epsilon={ground_metric.epsilon}"
                 f", got epsilon={epsilon}"
             )
         return ground_metric
+    if epsilon is None:
+        raise ValueError("epsilon is needed to build a kernel from a ground metric")
+    epsilon = _check_positive(epsilon, "epsilon")
     if isinstance(ground_metric, GroundMetric):
         ground_metric = ground_metric.blocks
     if isinstance(ground_metric, (list, tuple)):

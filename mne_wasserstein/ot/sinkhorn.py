@@ -664,6 +664,48 @@ def _adapt(omega, errors, err):
     return omega
 
 
+@dataclass
+class _Solution:
+    """What :func:`_solve` found, in flat (p, n_columns) layout, float64."""
+
+    m: object  # left marginals P 1
+    n: object  # right marginals P^T 1
+    f: object  # potentials (0 outside the masks)
+    g: object
+    value: object  # per column, without the right marginal's penalty
+    lKtu: object  # log K^T u (the barycenter's power mean reads it)
+    n_iter: int
+    converged: bool
+    err: float
+    log_domain: bool
+
+    def state(self, prob, dtype, shape):
+        """Return the :class:`SinkhornState` of the solution, shaped ``shape``."""
+        xp = prob.xp
+        return SinkhornState(
+            f=_potentials_out(self.f, prob.mask_u, dtype, xp).reshape(shape),
+            g=_potentials_out(self.g, prob.mask_v, dtype, xp).reshape(shape),
+            n_iter=self.n_iter,
+            converged=self.converged,
+            err=self.err,
+            log_domain=self.log_domain,
+        )
+
+
+def _solve(prob, gamma, *, tol, max_iter, init, log_domain, relaxation):
+    """Run the iterations of ``prob`` and evaluate the solution."""
+    lu, lv, n_iter, converged, err, prods = _run(
+        prob,
+        tol=tol,
+        max_iter=max_iter,
+        init=init,
+        log_domain=log_domain,
+        relaxation=relaxation,
+    )
+    m, n, f, g, value, lKtu = _finish(prob, lu, lv, gamma, prods)
+    return _Solution(m, n, f, g, value, lKtu, n_iter, converged, err, prods.log_domain)
+
+
 def _finish(prob, lu, lv, gamma, prods):
     """Marginals and objective from log-scalings (float64, finite).
 
@@ -729,10 +771,8 @@ def _check_gamma(gamma, balanced):
     return _check_positive(gamma, "gamma")
 
 
-def _check_common(
-    epsilon, gamma, tol, max_iter, log_domain, relaxation, balanced=False
-):
-    epsilon = _check_positive(epsilon, "epsilon")
+def _check_common(gamma, tol, max_iter, log_domain, relaxation, balanced=False):
+    """Check the solvers' parameters (epsilon is the kernel's, see make_kernel)."""
     gamma = _check_gamma(gamma, balanced)
     tol = _check_positive(tol, "tol")
     if int(max_iter) != max_iter or max_iter < 1:
@@ -741,13 +781,19 @@ def _check_common(
         raise ValueError(
             f"log_domain must be 'auto', True or False, got {log_domain!r}"
         )
-    psi = _psi(epsilon, gamma)
+    if relaxation is not None:
+        relaxation = float(relaxation)
+        if not 1.0 <= relaxation < 2.0:
+            raise ValueError(f"relaxation must be in [1, 2), got {relaxation}")
+    return gamma, tol, int(max_iter)
+
+
+def _rates(kernel, gamma, relaxation):
+    """``psi`` and the over-relaxation (default: tuned to ``psi``)."""
+    psi = _psi(kernel.epsilon, gamma)
     if relaxation is None:
         relaxation = _default_relaxation(psi)
-    relaxation = float(relaxation)
-    if not 1.0 <= relaxation < 2.0:
-        raise ValueError(f"relaxation must be in [1, 2), got {relaxation}")
-    return epsilon, gamma, tol, int(max_iter), psi, relaxation
+    return psi, float(relaxation)
 
 
 def _solver_kernel(M, epsilon, dtype, backend, *masses):
@@ -789,7 +835,7 @@ def unbalanced_sinkhorn(
     b,
     M,
     *,
-    epsilon,
+    epsilon=None,
     gamma,
     tol=1e-6,
     max_iter=10_000,
@@ -810,8 +856,10 @@ def unbalanced_sinkhorn(
         against the columns of the other.
     M : array, shape (p, p) | list of array | KernelOperator
         The ground metric (see :func:`make_kernel`), e.g. in mm.
-    epsilon : float
-        Entropic regularisation (> 0), in the unit of ``M``.
+    epsilon : float | None
+        Entropic regularisation (> 0), in the unit of ``M``. ``None``: that
+        of ``M``, a :class:`KernelOperator` (which carries its epsilon; a
+        value given with one must equal it).
     gamma : float
         Marginal relaxation (> 0), in the unit of ``M``. ``np.inf``:
         balanced transport (``P 1 = a`` and ``P^T 1 = b``; ``a`` and ``b``
@@ -851,12 +899,13 @@ def unbalanced_sinkhorn(
     optimality condition in ``u`` (the one in ``v`` holds exactly after
     each iteration, up to over-relaxation).
     """
-    epsilon, gamma, tol, max_iter, psi, relaxation = _check_common(
-        epsilon, gamma, tol, max_iter, log_domain, relaxation, balanced=True
+    gamma, tol, max_iter = _check_common(
+        gamma, tol, max_iter, log_domain, relaxation, balanced=True
     )
     if dtype is None and not isinstance(M, KernelOperator):
         dtype = np.float32 if getattr(a, "dtype", None) == np.float32 else np.float64
     kernel = _solver_kernel(M, epsilon, dtype, backend, a, b)
+    psi, relaxation = _rates(kernel, gamma, relaxation)
     xp = kernel.xp
     a = _check_masses(a, "a", xp, np.float64)
     b = _check_masses(b, "b", xp, np.float64)
@@ -880,33 +929,25 @@ def unbalanced_sinkhorn(
     if gamma == np.inf:
         _check_balanced(a2, b2, kernel.blocks, xp)
     prob = _Problem(kernel, a2, b2, psi, None, a2.shape[1])
-    init = _init_potentials(init, a2.shape, xp, epsilon)
-    lu, lv, n_iter, converged, err, prods = _run(
+    sol = _solve(
         prob,
+        gamma,
         tol=tol,
         max_iter=max_iter,
-        init=init,
+        init=_init_potentials(init, a2.shape, xp, kernel.epsilon),
         log_domain=log_domain,
         relaxation=relaxation,
     )
-    m, n, f, g, value, _ = _finish(prob, lu, lv, gamma, prods)
-    value = value + _marginal_penalty(gamma, n, b2.astype(np.float64), xp)
+    value = sol.value + _marginal_penalty(gamma, sol.n, b2.astype(np.float64), xp)
     out_dtype = kernel.dtype
-    state = SinkhornState(
-        f=_potentials_out(f, prob.mask_u, out_dtype, xp),
-        g=_potentials_out(g, prob.mask_v, out_dtype, xp),
-        n_iter=n_iter,
-        converged=converged,
-        err=err,
-        log_domain=prods.log_domain,
-    )
-    m, n = m.astype(out_dtype), n.astype(out_dtype)
+    state = sol.state(prob, out_dtype, a2.shape)
+    m, n = sol.m.astype(out_dtype), sol.n.astype(out_dtype)
     if squeeze:
         return SinkhornResult(float(value[0]), m[:, 0], n[:, 0], state)
     return SinkhornResult(value, m, n, state)
 
 
-def signed_wasserstein(a, b, M, *, epsilon, gamma, **kwargs):
+def signed_wasserstein(a, b, M, *, epsilon=None, gamma, **kwargs):
     """Signed unbalanced distance W~ (Eq. 10 of Janati 2020).
 
     ``W~(a, b) = W_u(a+, b+) + W_u(a-, b-)``, both parts solved in one
@@ -918,8 +959,10 @@ def signed_wasserstein(a, b, M, *, epsilon, gamma, **kwargs):
         Signed vectors (e.g. source amplitudes in A*m).
     M : array, shape (p, p) | list of array | KernelOperator
         The ground metric (see :func:`make_kernel`).
-    epsilon : float
-        Entropic regularisation (> 0), in the unit of ``M``.
+    epsilon : float | None
+        Entropic regularisation (> 0), in the unit of ``M``. ``None``: that
+        of ``M``, a :class:`KernelOperator` (which carries its epsilon; a
+        value given with one must equal it).
     gamma : float
         Marginal relaxation (> 0), in the unit of ``M``.
     **kwargs
@@ -950,7 +993,7 @@ def unbalanced_barycenter(
     A,
     M,
     *,
-    epsilon,
+    epsilon=None,
     gamma,
     weights=None,
     tol=1e-6,
@@ -980,8 +1023,10 @@ def unbalanced_barycenter(
     M : array, shape (p, p) | list of array | KernelOperator
         The ground metric (see :func:`make_kernel`), e.g. geodesic distances
         in mm with ``np.inf`` between hemispheres.
-    epsilon : float
-        Entropic regularisation (> 0), in the unit of ``M``.
+    epsilon : float | None
+        Entropic regularisation (> 0), in the unit of ``M``. ``None``: that
+        of ``M``, a :class:`KernelOperator` (which carries its epsilon; a
+        value given with one must equal it).
     gamma : float
         Marginal relaxation (> 0), in the unit of ``M``.
     weights : None | array, shape (S,)
@@ -1026,13 +1071,12 @@ def unbalanced_barycenter(
     barycenter itself
     (``q = sum_s w_s P_s^T 1``) holds exactly after every iteration.
     """
-    epsilon, gamma, tol, max_iter, psi, relaxation = _check_common(
-        epsilon, gamma, tol, max_iter, log_domain, relaxation
-    )
+    gamma, tol, max_iter = _check_common(gamma, tol, max_iter, log_domain, relaxation)
     if dtype is None and not isinstance(M, KernelOperator):
         dtype = getattr(A, "dtype", None)
         dtype = np.float32 if dtype == np.float32 else np.float64
     kernel = _solver_kernel(M, epsilon, dtype, backend, A)
+    psi, relaxation = _rates(kernel, gamma, relaxation)
     xp = kernel.xp
     A = _check_masses(A, "A", xp, np.float64, ndim=(2, 3))
     in_shape = A.shape
@@ -1054,34 +1098,25 @@ def unbalanced_barycenter(
         )
     A2 = A.reshape(p, S * n_problems)
     prob = _Problem(kernel, A2, None, psi, xp.asarray(weights), n_problems)
-    init = _init_potentials(init, A2.shape, xp, epsilon)
-    lu, lv, n_iter, converged, err, prods = _run(
+    sol = _solve(
         prob,
+        gamma,
         tol=tol,
         max_iter=max_iter,
-        init=init,
+        init=_init_potentials(init, A2.shape, xp, kernel.epsilon),
         log_domain=log_domain,
         relaxation=relaxation,
     )
-    m, n, f, g, value, lKtu = _finish(prob, lu, lv, gamma, prods)
     with np.errstate(all="ignore"):
-        lq = prob.log_barycenter(xp.where(prob.mask_v, lKtu, -np.inf))
+        lq = prob.log_barycenter(xp.where(prob.mask_v, sol.lKtu, -np.inf))
         q = xp.exp(lq)  # consistent with the returned potentials
-    qe = prob.expand(q)
-    value = value + gamma * _kl(n, qe, xp)
+    value = sol.value + gamma * _kl(sol.n, prob.expand(q), xp)
     value = xp.tensordot(
         value.reshape(S, n_problems), xp.asarray(weights), axes=([0], [0])
     )
     out_dtype = kernel.dtype
-    state = SinkhornState(
-        f=_potentials_out(f, prob.mask_u, out_dtype, xp).reshape(in_shape),
-        g=_potentials_out(g, prob.mask_v, out_dtype, xp).reshape(in_shape),
-        n_iter=n_iter,
-        converged=converged,
-        err=err,
-        log_domain=prods.log_domain,
-    )
-    m = m.astype(out_dtype).reshape(in_shape)
+    state = sol.state(prob, out_dtype, in_shape)
+    m = sol.m.astype(out_dtype).reshape(in_shape)
     q = q.astype(out_dtype)
     if A.ndim == 2:
         return BarycenterResult(q[:, 0], m, float(value[0]), state)

@@ -88,7 +88,7 @@ def mwe_solver(
     lam,
     mu,
     *,
-    epsilon,
+    epsilon=None,
     gamma,
     tau,
     concomitant=True,
@@ -233,9 +233,7 @@ def mwe_solver(
         with warnings.catch_warnings():
             # an unconverged warm-started Sinkhorn is refined at the next step
             warnings.simplefilter("ignore")
-            bary = unbalanced_barycenter(
-                A, kernel, epsilon=epsilon, gamma=gamma, init=state
-            )
+            bary = unbalanced_barycenter(A, kernel, gamma=gamma, init=state)
         value = _objective(R, n, sigma, concomitant, mu, bary.value, lam_w, coef)
         return bary, value
 
@@ -563,7 +561,7 @@ class _WassersteinEstimator(_BaseEstimator):
                     f"The ground metric has {kernel.n_points} points but X has "
                     f"{p} sources"
                 )
-            result = self._fit_arrays(Xs, Ys, kernel, epsilon, gamma, concomitant)
+            result = self._fit_arrays(Xs, Ys, kernel, gamma, concomitant)
         squeeze = (lambda a: a) if has_time else (lambda a: a[..., 0])
         coef, bary, sigma, n_iter, objective, lam_max = result
         self.coef_ = squeeze(coef)
@@ -575,7 +573,7 @@ class _WassersteinEstimator(_BaseEstimator):
         self.epsilon_, self.gamma_ = epsilon, gamma
         return self
 
-    def _fit_arrays(self, Xs, Ys, kernel, epsilon, gamma, concomitant):
+    def _fit_arrays(self, Xs, Ys, kernel, gamma, concomitant):
         S, p, n_times = len(Xs), Xs[0].shape[1], Ys[0].shape[1]
         # internal units: unit mean column norm and unit largest rms
         # measurement, undone on the way out (exact invariance to the scale
@@ -610,7 +608,6 @@ class _WassersteinEstimator(_BaseEstimator):
             # coordinate update its weight c = mu gamma / S is beta lam_max
             mu = self.beta * S * lam_max[t] / gamma
             kwargs = dict(
-                epsilon=epsilon,
                 gamma=gamma,
                 tau=self.tau,
                 concomitant=concomitant,
