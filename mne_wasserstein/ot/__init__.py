@@ -4,6 +4,7 @@ Arrays only: this subpackage does not import MNE-Python.
 """
 
 from ._metric import GroundMetric
+from .kantorovich import KantorovichResult, kantorovich_barycenter
 from .kernels import BlockDiagonalKernel, KernelOperator, SparseKernel, make_kernel
 from .sinkhorn import (
     BarycenterResult,
@@ -19,10 +20,12 @@ __all__ = [
     "BarycenterResult",
     "BlockDiagonalKernel",
     "GroundMetric",
+    "KantorovichResult",
     "KernelOperator",
     "SinkhornResult",
     "SinkhornState",
     "SparseKernel",
+    "kantorovich_barycenter",
     "make_kernel",
     "signed_wasserstein",
     "unbalanced_barycenter",
