@@ -211,38 +211,29 @@ def _separated_columns():
     return M / np.median(M), A, 1e-5
 
 
-def test_columns_far_below_the_absorbed_potentials(backend):
-    """The stabilized kernel absorbs the largest potentials of the columns at
-    each point; an entry negligible for them underflows to 0 in the kernel
-    domain but may carry a column whose potentials are thousands below. The
-    products of that column fall back to log-sum-exps over the row, which
-    must use the entry's log, not log(0). Before the fix the sparse iterates
-    left the dense ones after about 990 iterations (relative 1e-2 at 1000)."""
-    M, A, eps = _separated_columns()
-    kw = dict(epsilon=eps, gamma=1.0, tol=1e-300, max_iter=1200, relaxation=1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        dense = unbalanced_barycenter(A, make_kernel(M, eps, kind="dense"), **kw)
-        for compiled in _array_code(backend):
-            kernel = make_kernel(
-                M, eps, kind="sparse", compiled=compiled, backend=backend.name
-            )
-            res = unbalanced_barycenter(backend.asarray(A), kernel, **kw)
-            # 1e-9: the products agree to float64 rounding of potentials of
-            # about 3000 (1e-13 relative), amplified along 1200 iterations
-            q = backend.to_numpy(res.barycenter)
-            assert _rel(q, dense.barycenter) < 1e-9
+@pytest.mark.parametrize("relaxation, max_iter", [(1.0, 1200), (None, 1000)])
+def test_separated_columns(relaxation, max_iter, backend):
+    """Two failures of the sparse engine at epsilon << gamma, fixed.
 
+    1. The stabilized kernel absorbs the largest potentials of the columns
+       at each point; an entry negligible for them underflows to 0 in the
+       kernel domain but may carry a column whose potentials are thousands
+       below. The products of that column fall back to log-sum-exps over the
+       row, which must use the entry's log, not log(0): before the fix the
+       plain iterates (``relaxation=1``) left the dense ones after about 990
+       iterations (relative 1e-2 at 1000).
+    2. Far from the fixed point the over-relaxed step can overshoot: with
+       the default relaxation (1.99 here) the potentials went to 1e10 and
+       the marginals to 0 and inf within 100 iterations. Steps that would
+       lose the dual's increase fall back to the plain step.
 
-def test_safeguarded_relaxation_stays_finite(backend):
-    """Far from the fixed point the over-relaxed step can overshoot: with the
-    default relaxation (1.99 here) the potentials of this problem went to
-    1e10 and the marginals to 0 and inf within 100 iterations. Steps that
-    would lose the dual's increase fall back to the plain step: the
-    iterates stay finite, every marginal positive, and the dense and sparse
-    kernels agree."""
+    The iterates stay finite, every marginal positive, and the sparse
+    kernels agree with the dense one.
+    """
     M, A, eps = _separated_columns()
-    kw = dict(epsilon=eps, gamma=1.0, tol=1e-300, max_iter=1000)
+    kw = dict(
+        epsilon=eps, gamma=1.0, tol=1e-300, max_iter=max_iter, relaxation=relaxation
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         dense = unbalanced_barycenter(A, make_kernel(M, eps, kind="dense"), **kw)
@@ -254,8 +245,10 @@ def test_safeguarded_relaxation_stays_finite(backend):
             m = backend.to_numpy(res.marginals)
             assert np.isfinite(m).all() and (m > 0).all()
             assert np.isfinite(res.state.err)
+            # 1e-9: the products agree to float64 rounding of potentials of
+            # about 3000 (1e-13 relative), amplified along the iterations
             q = backend.to_numpy(res.barycenter)
-            assert _rel(q, dense.barycenter) < 1e-9  # as above
+            assert _rel(q, dense.barycenter) < 1e-9
 
 
 def test_every_row_keeps_an_entry(backend):
