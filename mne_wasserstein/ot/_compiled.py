@@ -224,10 +224,14 @@ def _candidate_logsumexp(cand, i, lx, c):
 
 @njit(cache=True)
 def _relaxed(lx, lmass, lK, mask, psi, omega, quadratic, out, delta):
-    """Safeguarded over-relaxed update (``sinkhorn._relaxed``, exact)."""
+    """Safeguarded over-relaxed update (``sinkhorn._relaxed``, exact).
+
+    ``quadratic``: ``sinkhorn._QUADRATIC`` (see ``sinkhorn._unchecked_length``).
+    """
     p, n_col = lx.shape
     kappa = (1.0 - psi) / psi
     floor = 0.5 * (1.0 - (omega - 1.0) ** 2)
+    unchecked = quadratic * 1.5 * (1.0 - (omega - 1.0) ** 2) / omega**3
     for i in range(p):
         for c in range(n_col):
             valid = mask[i, c] and lK[i, c] > -np.inf
@@ -237,7 +241,7 @@ def _relaxed(lx, lmass, lK, mask, psi, omega, quadratic, out, delta):
                 d = x_new - x0
                 delta[i, c] = d
                 step = d
-                if abs(d) * max(1.0, kappa) < quadratic:
+                if abs(d) * max(1.0, kappa) < unchecked:
                     step = omega * d
                 elif omega != 1.0:
                     args = (x0, lmass[i, c], lK[i, c], kappa)

@@ -180,11 +180,14 @@ _OSCILLATION = 100
 _REDUCTION = 0.8
 
 
-# over-relaxed steps of log-scalings below this length are not checked
-# (see _relaxed): the cubic term of the dual changes the gain of a step d by
-# at most about 4/3 max(1, kappa) |d| relative, within the test's margin
-# (1 - (omega - 1)^2) / 2 >= 0.01 for omega <= 1.99 when |d| < 1e-3
-_QUADRATIC = 1e-3
+# over-relaxed steps of log-scalings d are not checked (see _relaxed) where
+# the dual is quadratic well within the margin of the test: its third
+# derivative is at most max(1, kappa) times its second, h2, so the cubic
+# term of the gain of the step omega d, max(1, kappa) h2 omega^3 |d|^3 / 6,
+# is below the margin (1 - (omega - 1)^2) h2 d^2 / 4 when max(1, kappa) |d|
+# < 1.5 (1 - (omega - 1)^2) / omega^3; this fraction of that bound is used
+# (1e-3 at omega = 1.99, 0.03 at 1.77)
+_QUADRATIC = 0.25
 
 
 def _tau(dtype):
@@ -461,9 +464,9 @@ def _relaxed(lx, lmass, lK, mask, psi, omega, prods, xp):
     / 2`` of the plain step's; elsewhere (far from the fixed point, where
     over-relaxation can overshoot and diverge) the plain step is taken, so
     that every half-iteration increases the dual objective. Steps below
-    ``_QUADRATIC`` (times ``max(1, kappa)``) are always over-relaxed: there
-    the dual is quadratic to well within the margin of the test, and the
-    gains are too small to be told apart in float64.
+    :func:`_unchecked_length` (divided by ``max(1, kappa)``) are always
+    over-relaxed: there the dual is quadratic to well within the margin of
+    the test, and the gains are too small to be told apart in float64.
 
     Returns the update (``-inf`` outside ``mask``) and the change
     ``lx_new - lx`` (0 where either is ``-inf``). In the kernel domain ``lK``
@@ -487,9 +490,14 @@ def _relaxed(lx, lmass, lK, mask, psi, omega, prods, xp):
             gain = _dual_gains(x0, lmass, lK, kappa, omega * delta, xp)
             floor = 0.5 * (1.0 - (omega - 1.0) ** 2)
             floor = floor * _dual_gains(x0, lmass, lK, kappa, delta, xp)
-            small = xp.abs(delta) * max(1.0, kappa) < _QUADRATIC
+            small = xp.abs(delta) * max(1.0, kappa) < _unchecked_length(omega)
             step = xp.where(small | (gain >= floor), omega * delta, delta)
     return xp.where(live, lx + step, rest), delta
+
+
+def _unchecked_length(omega):
+    """Return the length of the steps not checked (see _QUADRATIC)."""
+    return _QUADRATIC * 1.5 * (1.0 - (omega - 1.0) ** 2) / omega**3
 
 
 def _dual_gains(x0, lmass, lK, kappa, d, xp):
