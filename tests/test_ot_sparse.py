@@ -129,19 +129,21 @@ def test_sparse_matches_dense_on_cortex(cortex, eps):
         assert abs(sparse_.value - dense.value).max() < 1e-6 * abs(dense.value).max()
 
 
-def test_truncation_bound(cortex):
+@pytest.mark.parametrize("dtype, truncation", [(np.float64, 1e-12), (np.float32, 1e-9)])
+def test_truncation_bound(cortex, dtype, truncation):
     """Every entry left out of the stabilized kernel carries less than
-    1e-12 s / p of transport in every column (s: the smallest of the
-    columns' largest masses), as documented.
+    t s / p of transport in every column (s: the smallest of the
+    columns' largest masses, t the truncation of the dtype), as documented.
 
     numpy only: the truncation is computed on the host for every backend
     (``SparseKernel.stabilize``), and the cortex makes it costly.
     """
     M, eps = cortex, 1.0
     A = _cortex_inputs(M, 2).reshape(len(M), -1)
-    kernel = make_kernel(M, eps, kind="sparse")
+    kernel = make_kernel(M, eps, kind="sparse", dtype=dtype)
     res = unbalanced_barycenter(A, kernel, epsilon=eps, gamma=20.0, tol=1e-9)
-    lu, lv = res.state.f / eps, res.state.g / eps
+    lu = res.state.f.astype(np.float64) / eps
+    lv = res.state.g.astype(np.float64) / eps
     s = A.max(axis=0).min()
     stab = kernel.stabilize(lu, lv, mass_scale=s)
     indptr, indices = stab.kv[:2]
@@ -153,10 +155,12 @@ def test_truncation_bound(cortex):
     for c in range(A.shape[1]):
         plan = np.exp(lu[:, c, None] + lv[None, :, c] - M / eps)
         worst = max(worst, plan[kept == 0].max())
-    assert worst < 1e-12 * s / len(M)
-    # the plans from the potentials have the returned marginals
+    assert worst < truncation * s / len(M)
+    # the plans from the potentials have the returned marginals (float32:
+    # potentials f / eps of up to about 100 rounded to 6e-8 relative)
     plan0 = np.exp(lu[:, 0, None] + lv[None, :, 0] - M / eps)
-    assert _rel(plan0.sum(1), res.marginals[:, 0]) < 1e-9
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    assert _rel(plan0.sum(1), res.marginals[:, 0]) < rtol
 
 
 def _far_transport():

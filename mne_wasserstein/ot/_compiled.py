@@ -31,7 +31,7 @@ def _top(pot, active):
     return top
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _best_entries(cand, pot, active, other_active, inv_eps):
     """``max_j (pot_j - M_ij / eps)`` over the active ``j`` of each active row.
 
@@ -42,7 +42,7 @@ def _best_entries(cand, pot, active, other_active, inv_eps):
     n_rows = indptr.shape[0] - 1
     top = _top(pot, other_active)
     best = np.full(n_rows, -np.inf)
-    for i in range(n_rows):
+    for i in prange(n_rows):
         if not active[i]:
             continue
         for k in range(indptr[i], indptr[i + 1]):
@@ -79,60 +79,64 @@ def _reachable(cand, cand_t, row_pot, col_pot, row_active, col_active, inv_eps,
     return new_row, new_col
 
 
-@njit(cache=True)
-def _keep(i, j, d, stab, inv_eps, log_keep):
-    """Whether candidate ``(i, j)`` at distance ``d`` is kept (see _truncate)."""
-    row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v = stab
-    if row_pot[i] + col_pot[j] - d * inv_eps < log_keep:
-        return False
-    # a potential raised to keep a row's (column's) best entry: the envelope
-    if row_pot[i] > env_u[i] or col_pot[j] > env_v[j]:
-        return True
-    for c in range(lu.shape[1]):
-        if mask_u[i, c] and mask_v[j, c]:
-            if lu[i, c] + lv[j, c] - d * inv_eps >= log_keep:
-                return True
-    return False
-
-
 @njit(parallel=True, cache=True)
-def _truncate(cand, stab, row_active, col_active, inv_eps, log_keep):
+def _truncate(cand, row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v,
+              row_active, col_active, inv_eps, log_keep):  # fmt: skip
     """Entries kept by the stabilized truncation, as CSR.
 
     ``cand``: the finite entries of ``M`` (CSR, rows sorted by distance).
-    ``stab``: ``(row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v)``:
-    the potentials absorbed, the envelopes of the columns' log-scalings they
-    were raised from (``max_c lu``, ``max_c lv``), the log-scalings and
+    ``row_pot``, ``col_pot``: the potentials absorbed; ``env_u``, ``env_v``:
+    the envelopes of the columns' log-scalings they were raised from
+    (``max_c lu``, ``max_c lv``); ``lu``, ``lv``: the log-scalings, with
     their masks. Entry ``(i, j)`` (both active) is kept when some column
     ``c`` has ``lu[i, c] + lv[j, c] - M_ij / eps >= log_keep`` (its plan
     entry is not negligible), or when ``row_pot[i] + col_pot[j] - M_ij / eps
     >= log_keep`` for a potential raised above its envelope (the best entry
     of a row or column that would be empty). Returns the CSR structure and
     the log values ``row_pot + col_pot - M / eps`` of the kept entries.
+    (Arrays, not a tuple of them: a tuple in the parallel loop costs 5x.)
     """
     indptr, indices, dist = cand
-    row_pot, col_pot = stab[0], stab[1]
     n_rows = indptr.shape[0] - 1
     top = _top(col_pot, col_active)
-    keep = np.zeros(dist.shape[0], dtype=np.bool_)
+    n_col = lu.shape[1]
+    keep = np.empty(dist.shape[0], dtype=np.bool_)
+    # each row is scanned up to the first candidate too far for any column
+    stop = indptr[:-1].copy()
     counts = np.zeros(n_rows + 1, dtype=np.int64)
     for i in prange(n_rows):
-        if row_active[i]:
-            n = 0
-            for k in range(indptr[i], indptr[i + 1]):
-                if row_pot[i] + top - dist[k] * inv_eps < log_keep:
-                    break
-                j = indices[k]
-                if col_active[j] and _keep(i, j, dist[k], stab, inv_eps, log_keep):
-                    keep[k] = True
-                    n += 1
-            counts[i + 1] = n
+        if not row_active[i]:
+            continue
+        n = 0
+        k = indptr[i]
+        raised_i = row_pot[i] > env_u[i]
+        while k < indptr[i + 1]:
+            d = dist[k] * inv_eps
+            if row_pot[i] + top - d < log_keep:
+                break
+            j = indices[k]
+            kept = False
+            if col_active[j] and row_pot[i] + col_pot[j] - d >= log_keep:
+                # a potential raised above its envelope (see _reachable)
+                if raised_i or col_pot[j] > env_v[j]:
+                    kept = True
+                else:
+                    for c in range(n_col):
+                        if mask_u[i, c] and mask_v[j, c]:
+                            kept = lu[i, c] + lv[j, c] - d >= log_keep
+                            if kept:
+                                break
+            keep[k] = kept
+            n += kept
+            k += 1
+        stop[i] = k
+        counts[i + 1] = n
     out_indptr = np.cumsum(counts)
     out_indices = np.empty(out_indptr[-1], dtype=np.int32)
     logk = np.empty(out_indptr[-1], dtype=np.float64)
     for i in prange(n_rows):
         out = out_indptr[i]
-        for k in range(indptr[i], indptr[i + 1]):
+        for k in range(indptr[i], stop[i]):
             if keep[k]:
                 j = indices[k]
                 out_indices[out] = j
@@ -437,14 +441,14 @@ def _transpose(indptr, indices, values, n_cols):
     return t_indptr, t_indices, t_values
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _normalise_rows(indptr, logk):
     """Row maxima ``r`` of ``logk`` (0 if empty), ``exp(logk - r)`` and its log."""
     n_rows = indptr.shape[0] - 1
     r = np.zeros(n_rows)
     data = np.empty(logk.shape[0])
     log_data = np.empty(logk.shape[0])
-    for i in range(n_rows):
+    for i in prange(n_rows):
         top = -np.inf
         for k in range(indptr[i], indptr[i + 1]):
             top = max(top, logk[k])

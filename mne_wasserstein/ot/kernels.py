@@ -9,6 +9,7 @@ subclass of :class:`KernelOperator`.
 """
 
 from abc import ABC, abstractmethod
+from functools import cached_property
 
 import numpy as np
 
@@ -25,11 +26,14 @@ _ROW_CHUNK = 512
 # exp(x) is slow below about -708 (subnormal results): clamp there
 _LOG_TINY = -700.0
 # The truncation of SparseKernel: an entry is left out when it carries less
-# than _TRUNCATION * (mass scale) / p of transport in every column, while the
-# log-scalings stay within _ABSORB of the potentials absorbed in the kernel
-# (beyond, the kernel is stabilized again), so that every row and column of
-# every transport plan loses less than _TRUNCATION times the mass scale.
-_TRUNCATION = 1e-12
+# than _TRUNCATION[dtype] * (mass scale) / p of transport in every column,
+# while the log-scalings stay within _ABSORB of the potentials absorbed in the
+# kernel (beyond, the kernel is stabilized again), so that every row and
+# column of every transport plan loses less than _TRUNCATION[dtype] times the
+# mass scale: by dtype of the outputs, 1e-12 in float64 (six orders below the
+# solvers' default tolerance) and 1e-9 in float32 (below the rounding of the
+# outputs' largest value, 6e-8 of it)
+_TRUNCATION = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-9}
 _ABSORB = 5.0
 # make_kernel(kind="auto") is sparse when the truncation at zero potentials
 # keeps less than this fraction of the entries. The stabilized truncation
@@ -489,12 +493,14 @@ class SparseKernel(KernelOperator):
     Notes
     -----
     An entry ``(i, j)`` is kept when ``(f_i + g_j - M_ij) / epsilon >=
-    log(1e-12 * s / p) - 2 * 5``, ``s`` the smallest of the columns' largest
-    input masses. While every log-scaling stays less than 5 above its
-    absorbed potential (``eps log u^c_i - f_i <= 5 epsilon``, else the
-    kernel is stabilized again at the current potentials), each entry left
-    out carries less than ``1e-12 s / p`` of transport in every column, so
-    that every row and column of every plan loses less than ``1e-12 s``
+    log(t * s / p) - 2 * 5``, ``s`` the smallest of the columns' largest
+    input masses and ``t`` the truncation of the dtype: ``1e-12`` in
+    float64, ``1e-9`` in float32 (below the outputs' rounding). While every
+    log-scaling stays less than 5 above its absorbed potential (``eps log
+    u^c_i - f_i <= 5 epsilon``, else the kernel is stabilized again at the
+    current potentials), each entry left out carries less than ``t s / p``
+    of transport in every column, so that every row and column of every
+    plan loses less than ``t s``
     (``tests/test_ot_sparse.py`` checks this bound). The bound holds for any
     potentials; the number of entries kept depends on them (about those
     within ``45 epsilon`` of each point at zero potentials).
@@ -542,7 +548,7 @@ class SparseKernel(KernelOperator):
 
     def _log_keep(self, mass_scale):
         """Return the log threshold of the stabilized kernel's entries."""
-        return np.log(_TRUNCATION * mass_scale / max(self.n_points, 1)) - 2.0 * _ABSORB
+        return _log_keep(self.dtype, mass_scale, self.n_points)
 
     def stabilize(self, lu, lv, mask_u=None, mask_v=None, mass_scale=1.0):
         """Return the truncated kernel stabilized at log-scalings.
@@ -587,8 +593,10 @@ class SparseKernel(KernelOperator):
         row_pot, col_pot = _reachable(
             cand, cand_t, env_u, env_v, *active, inv_eps, log_keep
         )
-        stab = (row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v)
-        indptr, indices, logk = _truncate(cand, stab, *active, inv_eps, log_keep)
+        indptr, indices, logk = _truncate(
+            cand, row_pot, col_pot, env_u, env_v, lu, lv, mask_u, mask_v,
+            *active, inv_eps, log_keep,
+        )  # fmt: skip
         t_indptr, t_indices, t_logk = _transpose(indptr, indices, logk, p)
         r, data, log_data = _normalise_rows(indptr, logk)
         rt, t_data, t_log_data = _normalise_rows(t_indptr, t_logk)
@@ -661,11 +669,18 @@ class _StabilizedKernel:
         # K^T: where a product over the kept entries is empty, it is
         # computed over these
         self.candidates = candidates
-        self._cand_xp = [[asarray(a, xp) for a in c[:3]] for c in candidates]
         self.nnz = int(kv[0][-1])
         self.n_points = kv[0].shape[0] - 1
         self.row_pot, self.col_pot = ktu[5], kv[5]
-        self._device = [self._to_xp(part) for part in (kv, ktu)]
+
+    @cached_property
+    def _device(self):
+        """The CSR matrices and arrays in ``xp`` (the array code's products)."""
+        return [self._to_xp(part) for part in (self.kv, self.ktu)]
+
+    @cached_property
+    def _cand_xp(self):
+        return [[asarray(a, self.xp) for a in c[:3]] for c in self.candidates]
 
     def _to_xp(self, part):
         indptr, indices, data = part[:3]
@@ -848,7 +863,7 @@ def make_kernel(
         blocks = _find_blocks(np.isfinite(M))
         mats = [M[b][:, b] if not isinstance(b, slice) else M[b, b] for b in blocks]
     if kind == "auto":
-        kind = _auto_kind(blocks, mats, epsilon)
+        kind = _auto_kind(blocks, mats, epsilon, dtype)
     if kind == "sparse":
         return SparseKernel(blocks, mats, epsilon, dtype, xp, compiled=compiled)
     if any(_is_sparse(m) for m in mats):
@@ -862,14 +877,20 @@ def _is_sparse(m):
     return sparse.issparse(m)
 
 
-def _auto_kind(blocks, mats, epsilon):
+def _log_keep(dtype, mass_scale, p):
+    """Return the log threshold of the stabilized kernel's entries (SparseKernel)."""
+    truncation = _TRUNCATION[np.dtype(dtype)]
+    return np.log(truncation * mass_scale / max(p, 1)) - 2.0 * _ABSORB
+
+
+def _auto_kind(blocks, mats, epsilon, dtype):
     """``"sparse"`` where the truncated kernel is small, else ``"dense"``."""
     if any(_is_sparse(m) for m in mats):
         return "sparse"
     if not all(isinstance(b, slice) for b in blocks):
         return "dense"
     p = sum(_block_size(b) for b in blocks)
-    radius = -epsilon * (np.log(_TRUNCATION / max(p, 1)) - 2.0 * _ABSORB)
+    radius = -epsilon * _log_keep(dtype, 1.0, p)
     kept = sum(int(np.count_nonzero(m <= radius)) for m in mats)
     total = sum(m.shape[0] ** 2 for m in mats)
     return "sparse" if kept < _SPARSE_FRACTION * total else "dense"
