@@ -40,10 +40,12 @@ both signs of S subjects' sources (a mass floor of 1e-3 plus five focal
 sources per subject near common centres, amplitudes 0.5-1.5) on both
 hemispheres, gamma = the median distance, at epsilon in {0.45, 1, 2, 4.2}
 mm, cold and warm-started (inputs perturbed by 1 percent, as in a late
-outer iteration), with three engines side by side: the dense kernel with
+outer iteration), with four engines side by side: the dense kernel with
 float32 products (the engine MWE used before the sparse kernel), the sparse
-kernel with the compiled loop (MWE's default now, where it is chosen) and
-the sparse kernel with the array code; POT's ``barycenter_unbalanced``
+kernel with the compiled loop on a float64 and on a float32 metric (MWE's
+default where it is chosen: ``compute_ground_metric`` gives float32, whose
+truncation is 1e-9 instead of 1e-12) and the sparse kernel with the array
+code; POT's ``barycenter_unbalanced``
 (log-stabilised, ``method="sinkhorn_stabilized"``) for reference.
 
 Run: python benchmarks/bench_ot.py --mwe-step [--repeats 3] [--n-subjects 8 32]
@@ -136,6 +138,7 @@ def mwe_inputs(hemis, n_subjects, rng, floor=1e-3):
 def mwe_step(args):
     """The transport step of MWE: dense float32 vs sparse (compiled, array)."""
     hemis = ground_metric("geodesic")
+    hemis32 = [h.astype(np.float32) for h in hemis]  # as MWE's ground metrics
     M = full_metric(hemis)
     gamma = float(np.median(np.concatenate([h.ravel() for h in hemis])))
     rng = np.random.default_rng(0)
@@ -154,6 +157,7 @@ def mwe_step(args):
             kernels = {
                 "dense f32": make_kernel(hemis, eps, kind="dense", dtype=np.float32),
                 "sparse compiled": make_kernel(hemis, eps, kind="sparse"),
+                "sparse f32": make_kernel(hemis32, eps, kind="sparse"),
                 "sparse array": make_kernel(hemis, eps, kind="sparse", compiled=False),
             }
             starts = {

@@ -118,8 +118,9 @@ def test_sparse_matches_dense_on_cortex(cortex, eps):
         cold = unbalanced_barycenter(A, kernel, **kw)
         warm = unbalanced_barycenter(A2, kernel, init=cold, **kw)
         out[kind] = (cold, warm)
-    # the automatic choice: sparse where it keeps less than 5 percent
-    kind = SparseKernel if eps < 1 else BlockDiagonalKernel
+    # the automatic choice: sparse where it keeps less than 20 percent
+    # (float64 at zero potentials: 1.7, 8.6 and 33 percent)
+    kind = SparseKernel if eps < 2 else BlockDiagonalKernel
     assert isinstance(make_kernel(M, eps), kind)
     for dense, sparse_ in zip(out["dense"], out["sparse"], strict=True):
         assert dense.state.converged and sparse_.state.converged

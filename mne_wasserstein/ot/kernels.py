@@ -37,13 +37,14 @@ _TRUNCATION = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-9}
 _ABSORB = 5.0
 # make_kernel(kind="auto") is sparse when the truncation at zero potentials
 # keeps less than this fraction of the entries. The stabilized truncation
-# keeps more: transport plans of a linear cost spread along the transport
-# directions (MWE's barycenters on the ico4 cortex at epsilon = 1 mm: 8.9
-# percent of the entries at zero potentials, 21 percent stabilized), and a
-# float64 CSR product costs several times a float32 dense one per entry
-# (benchmarks/bench_ot.py --mwe-step: the sparse kernel was slower than
-# the dense one at 1 and 2 mm, faster at 0.45 mm, 1.8 percent)
-_SPARSE_FRACTION = 0.05
+# keeps more (transport plans of a linear cost spread along the transport
+# directions), and a float64 CSR product costs several times a float32
+# dense one per entry; but where the dense kernel underflows, its solver
+# iterates in the log domain. benchmarks/bench_ot.py --mwe-step (S = 8,
+# both hemispheres of ico4, float32 metric, cold + warm): the sparse kernel
+# was 1.8x faster at epsilon = 1.6 mm (16.5 percent kept, the dense solver
+# in the log domain) and 0.6x at 2 mm (25 percent, the dense one not)
+_SPARSE_FRACTION = 0.2
 
 
 def _gibbs(M, epsilon, dtype, xp):
@@ -756,16 +757,18 @@ def _candidates(blocks, metrics):
         if sparse.issparse(m):
             m = sparse.csr_array(m)  # keeps the stored zeros (the diagonal)
             ip, ix, d = m.indptr, m.indices, np.asarray(m.data, dtype=np.float64)
-            rows = np.repeat(np.arange(m.shape[0]), np.diff(ip))
+            order = np.lexsort((d, np.repeat(np.arange(m.shape[0]), np.diff(ip))))
+            ix, d = ix[order], d[order]
         else:
-            m = np.asarray(m)
-            rows, ix = np.nonzero(np.isfinite(m))
-            ip = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(m)))])
-            d = np.asarray(m[rows, ix], dtype=np.float64)
-        order = np.lexsort((d, rows))
+            # sorted rows: the finite entries first (np.inf sorts last)
+            order = np.argsort(m, axis=1, kind="stable")
+            sorted_m = np.take_along_axis(np.asarray(m, dtype=np.float64), order, 1)
+            finite = np.isfinite(sorted_m)
+            ip = np.concatenate([[0], np.cumsum(finite.sum(axis=1))])
+            ix, d = order[finite], sorted_m[finite]
         indptr.append(ip[1:] + indptr[-1][-1])
-        indices.append(ix[order].astype(np.int32) + b.start)
-        dist.append(d[order])
+        indices.append(ix.astype(np.int32) + b.start)
+        dist.append(d)
     return np.concatenate(indptr), np.concatenate(indices), np.concatenate(dist)
 
 
@@ -818,7 +821,7 @@ def make_kernel(
         ``"dense"``: :class:`BlockDiagonalKernel`. ``"sparse"``: the
         truncated stabilized :class:`SparseKernel` (products in float64,
         outputs in ``dtype``). ``"auto"``: sparse when its truncation at zero
-        potentials keeps less than 5 percent of the entries of the blocks
+        potentials keeps less than 20 percent of the entries of the blocks
         (and the blocks are contiguous), or when a block is stored sparse;
         dense otherwise.
     compiled : bool | None

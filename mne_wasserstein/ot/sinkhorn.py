@@ -422,8 +422,20 @@ class _SparseProducts:
         return bool(up.any() | vp.any())
 
     def __call__(self, lx, transpose, need):
-        """Return ``(log product, True)``."""
-        return self.stab.log_product(lx, transpose, need), True
+        """Return ``(log product, True)``, compiled where the iterations are."""
+        if not self.kernel.compiled:
+            return self.stab.log_product(lx, transpose, need), True
+        from ._compiled import _log_product
+
+        stab = self.stab
+        indptr, indices, data, log_data, post, pre = stab.ktu if transpose else stab.kv
+        out = np.empty(lx.shape)
+        _log_product(
+            indptr, indices, data, log_data, post,
+            np.ascontiguousarray(lx, dtype=np.float64), pre,
+            np.ascontiguousarray(need), stab.candidates[int(transpose)], out,
+        )  # fmt: skip
+        return out, True
 
 
 def _step(prob, prods, lu, lv, lq, logA, ltarget, omega):
