@@ -196,12 +196,55 @@ def test_restabilization_keeps_truncation_safe(gamma, backend, monkeypatch):
         assert _rel(left, dense.left_marginal) < 1e-9
         assert abs(res.value - dense.value) < 1e-9 * abs(dense.value)
         if gamma < np.inf:  # (balanced: a translation, exact in 2 iterations)
+            kernel._last_stabilization = None  # not the converged one's
             with monkeypatch.context() as patch, warnings.catch_warnings():
                 patch.setattr(sinkhorn, "_ABSORB", np.inf)
                 warnings.simplefilter("ignore")
                 stale = unbalanced_sinkhorn(a, b, kernel, **{**kw, "max_iter": 500})
             left = backend.to_numpy(stale.left_marginal)
             assert not _rel(left, dense.left_marginal) < 1e-2
+
+
+def _counting(method, calls):
+    """``method``, recording each call's instance in ``calls``."""
+
+    def counted(self, *args, **kwargs):
+        calls.append(self)
+        return method(self, *args, **kwargs)
+
+    return counted
+
+
+def test_warm_start_reuses_stabilization(backend, monkeypatch):
+    """A warm start reuses the last stabilization where it is valid (the
+    same masks, no smaller mass scale, the start within _ABSORB of it) and
+    gives the result of a freshly stabilized kernel; otherwise (a smaller
+    mass scale) it stabilizes again."""
+    rng, M = _two_lines(60, 3)
+    A = _focal(rng, 120, 3)
+    A2 = A * np.exp(0.01 * rng.standard_normal(A.shape))
+    kw = dict(gamma=20.0, tol=1e-10)
+    for compiled in _array_code(backend):
+        kernel = make_kernel(
+            M, 0.5, kind="sparse", compiled=compiled, backend=backend.name
+        )
+        cold = unbalanced_barycenter(backend.asarray(A), kernel, **kw)
+        calls = []
+        counted = _counting(type(kernel).stabilize, calls)
+        with monkeypatch.context() as patch:
+            patch.setattr(type(kernel), "stabilize", counted)
+            warm = unbalanced_barycenter(backend.asarray(A2), kernel, init=cold, **kw)
+            n_reused = len(calls)
+            kernel._last_stabilization = None
+            fresh = unbalanced_barycenter(backend.asarray(A2), kernel, init=cold, **kw)
+            assert len(calls) == n_reused + 1  # only the first stabilization
+            # half the mass scale: the truncation bound needs a new kernel
+            calls.clear()
+            unbalanced_barycenter(backend.asarray(A2 / 2), kernel, init=fresh, **kw)
+            assert len(calls) >= 1
+        # 1e-8: both converged to 1e-10 from different stabilizations
+        bary = backend.to_numpy(warm.barycenter)
+        assert _rel(bary, backend.to_numpy(fresh.barycenter)) < 1e-8
 
 
 def _separated_columns():

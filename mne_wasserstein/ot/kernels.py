@@ -539,6 +539,9 @@ class SparseKernel(KernelOperator):
             else _candidates(self.blocks, [m.T for m in ground_metrics])
         )
         self._total = None
+        # (stabilized kernel, its log-scalings, masks, mass scale) of the
+        # last solve, which a warm-started one may reuse (sinkhorn module)
+        self._last_stabilization = None
 
     def __repr__(self):
         sizes = [_block_size(b) for b in self.blocks]
@@ -645,6 +648,8 @@ class SparseKernel(KernelOperator):
         """Return the same operator with outputs in ``dtype``."""
         new = object.__new__(SparseKernel)
         new.__dict__.update(self.__dict__)
+        # the truncation depends on the dtype
+        new._last_stabilization = new._at_zero = None
         new.dtype = np.dtype(dtype)
         return new
 

@@ -390,7 +390,10 @@ class _SparseProducts:
 
     The kernel is stabilized at the largest log-scalings of the columns at
     each point (on the masks), and again whenever a log-scaling grows more
-    than ``_ABSORB`` above them (:meth:`grown`).
+    than ``_ABSORB`` above them (:meth:`grown`). A warm start reuses the
+    kernel's last stabilization where it is valid for the new problem (the
+    same masks, a mass scale no smaller, the starting log-scalings less
+    than ``_ABSORB`` above the absorbed ones): the truncation bound holds.
     """
 
     exact = True
@@ -402,7 +405,21 @@ class _SparseProducts:
         col_max = to_numpy(prob.A.max(axis=0))
         col_max = col_max[col_max > 0]
         self.mass_scale = float(col_max.min()) if col_max.size else 1.0
-        self.restabilize(lu, lv)
+        last = self.kernel._last_stabilization
+        if last is not None and self._reusable(last, lu, lv):
+            self.stab, self.lu0, self.lv0 = last[:3]
+        else:
+            self.restabilize(lu, lv)
+
+    def _reusable(self, last, lu, lv):
+        stab, lu0, lv0, mask_u, mask_v, mass_scale = last
+        prob = self.prob
+        return (
+            lu0.shape == lu.shape
+            and mass_scale <= self.mass_scale
+            and bool((mask_u == prob.mask_u).all() & (mask_v == prob.mask_v).all())
+            and not self._grown_from(lu0, lv0, lu, lv)
+        )
 
     def restabilize(self, lu, lv):
         """Stabilize the kernel at the log-scalings ``lu``, ``lv``."""
@@ -412,14 +429,20 @@ class _SparseProducts:
         )
         # copies: the compiled loop updates lu and lv in place
         self.lu0, self.lv0 = prob.xp.array(lu), prob.xp.array(lv)
+        self.kernel._last_stabilization = (
+            self.stab, self.lu0, self.lv0, prob.mask_u, prob.mask_v, self.mass_scale
+        )  # fmt: skip
+
+    def _grown_from(self, lu0, lv0, lu, lv):
+        prob = self.prob
+        with np.errstate(invalid="ignore"):
+            up = prob.mask_u & (lu - lu0 > _ABSORB)
+            vp = prob.mask_v & (lv - lv0 > _ABSORB)
+        return bool(up.any() | vp.any())
 
     def grown(self, lu, lv):
         """Whether a log-scaling grew by ``_ABSORB`` since the stabilization."""
-        prob = self.prob
-        with np.errstate(invalid="ignore"):
-            up = prob.mask_u & (lu - self.lu0 > _ABSORB)
-            vp = prob.mask_v & (lv - self.lv0 > _ABSORB)
-        return bool(up.any() | vp.any())
+        return self._grown_from(self.lu0, self.lv0, lu, lv)
 
     def __call__(self, lx, transpose, need):
         """Return ``(log product, True)``, compiled where the iterations are."""
