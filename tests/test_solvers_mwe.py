@@ -15,7 +15,12 @@ from mne_wasserstein.solvers import (
 )
 from mne_wasserstein.solvers import mwe as mwe_module
 from mne_wasserstein.solvers._cd import _cd_epoch
-from mne_wasserstein.solvers.mwe import _anderson, _converged, mwe_solver
+from mne_wasserstein.solvers.mwe import (
+    _anderson,
+    _AndersonAcceleration,
+    _converged,
+    mwe_solver,
+)
 
 
 def _problem(seed=0, n_subjects=3, n=25, p=40, noise=(0.05, 0.1, 0.2)):
@@ -90,6 +95,25 @@ def test_anderson_extrapolation_is_exact_on_a_geometric_sequence():
     # projected on x >= 0; a constant sequence stays where it is
     assert (_anderson([-np.ones(3) + 0.5**k for k in range(4)]) == 0).all()
     np.testing.assert_array_equal(_anderson([limit] * 4), limit)
+
+
+def test_anderson_acceleration_extrapolates_every_depth_plus_one_iterates():
+    rng = np.random.default_rng(1)
+    limit, v = rng.uniform(1, 2, (2, 4, 3))
+    acc = _AndersonAcceleration(3)
+    seq = [limit + 0.8**k * v for k in range(8)]
+    out = [acc.push(x) for x in seq]
+    # sequences of 4 stored copies: extrapolated at the 4th and 8th pushes
+    assert [o is None for o in out] == [True] * 3 + [False] + [True] * 3 + [False]
+    np.testing.assert_allclose(out[3], _anderson(seq[:4]), rtol=1e-12)
+    np.testing.assert_allclose(out[7], _anderson(seq[4:]), rtol=1e-12)
+    # copies: changing a pushed array in place does not change the sequence
+    x = seq[0].copy()
+    acc.push(x)
+    x[:] = 0
+    assert acc._iterates[0].min() > 0
+    # depth 0: never extrapolates
+    assert all(_AndersonAcceleration(0).push(x) is None for x in seq)
 
 
 def test_stopping_rule_bounds_the_distance_to_the_limit():

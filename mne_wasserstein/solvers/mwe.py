@@ -29,8 +29,8 @@ __all__ = ["MTW", "MWE", "MWEResult", "mwe_solver", "reweighted_mwe_solver"]
 
 # outer iterations between two Anderson extrapolations (0: none)
 _ANDERSON_DEPTH = 5
-# the convergence rate assumed until two ratios of decreases are known: about
-# the slowest measured on the simulation benchmark (0.9 to 0.96)
+# the convergence rate assumed until two ratios of decreases are known (about
+# the slowest of the simulation benchmark, see CHANGELOG)
 _SLOW_RATE = 0.95
 
 
@@ -78,6 +78,63 @@ class MWEResult:
     converged: bool = False
     ot_state: object = None
     n_transport: int = 0
+
+
+@dataclass(frozen=True)
+class _MWEProblem:
+    """The data and weights of one MWE problem (fixed during a solve).
+
+    ``X`` and ``Y`` are padded with zero rows to a common number of
+    measurements (``n`` per subject); ``col_norms`` are ``||X_sj||^2 / n_s``;
+    ``lam_w`` the l1 thresholds of every source; ``c = mu gamma / S`` the
+    weight of the transport term in the coordinate update.
+    """
+
+    X: np.ndarray  # (S, n_max, p)
+    Y: np.ndarray  # (S, n_max)
+    n: np.ndarray  # (S,)
+    col_norms: np.ndarray  # (S, p)
+    lam_w: np.ndarray  # (S, p)
+    mu: float
+    c: float
+    kernel: KernelOperator
+    gamma: float
+    tau: float
+    concomitant: bool
+    sigma0: float
+
+    def residual(self, coef):
+        """Return ``Y - X (x+ - x-)`` for sources ``coef`` (S, 2, p)."""
+        return self.Y - np.einsum("sij,sj->si", self.X, coef[:, 0] - coef[:, 1])
+
+    def sigma(self, residual):
+        """Return the exact minimiser over the noise levels (ones for MTW)."""
+        if not self.concomitant:
+            return np.ones(len(self.n))
+        return np.maximum(
+            np.linalg.norm(residual, axis=1) / np.sqrt(self.n), self.sigma0
+        )
+
+
+@dataclass
+class _MWEIterate:
+    """The point of the block coordinate descent.
+
+    ``coef`` holds ``x+`` and ``x-`` (S, 2, p), ``residual`` the padded
+    residuals, ``sigma`` the noise levels and ``marginals`` the left marginals
+    (2, S, p) of the plans of the last transport step (``None`` before it).
+    """
+
+    coef: np.ndarray
+    residual: np.ndarray
+    sigma: np.ndarray
+    marginals: np.ndarray = None
+
+    def copy(self):
+        """Return a deep copy (an extrapolation may have to be undone)."""
+        return _MWEIterate(
+            self.coef.copy(), self.residual.copy(), self.sigma.copy(), self.marginals
+        )
 
 
 @fill_doc
@@ -128,14 +185,14 @@ def mwe_solver(
     term multiplied by ``sigma_s`` (the exact block minimisation, not the
     paper's Eq. 15, which scales only the l1 term); (3) ``sigma_s =
     max(||y_s - X_s x_s|| / sqrt(n_s), sigma0)``. These alternating steps
-    converge slowly where the objective is flat; so (4) every fifth
-    iteration the sources jump to the Anderson extrapolation of the last six
-    iterates (projected on ``x+/- >= 0``), which the next iteration keeps
-    only if its objective (after step 1) is lower than the last one; else it
-    goes back to the plain iterate and redoes step 1 there. Measured on a
-    simulation trial of ``benchmarks/paper_simulation.py`` (MWE_1, S = 8,
-    p = 2562): 64 outer iterations to ``tol = 1e-8`` (see ``tol``), where
-    the plain iterations took 184 only to decrease by less than 1e-8.
+    converge slowly where the objective is flat; so (4) every
+    sixth iteration the sources jump to the Anderson extrapolation of the
+    last six iterates (projected on ``x+/- >= 0``), which
+    the next iteration keeps only if its objective (after step 1) is lower
+    than the last one; else it goes back to the plain iterate and redoes
+    step 1 there. The steps are :func:`_transport_step`,
+    :func:`_source_step`, :meth:`_MWEProblem.sigma` and
+    :class:`_AndersonAcceleration`, over an :class:`_MWEIterate`.
 
     Parameters
     ----------
@@ -193,66 +250,24 @@ def mwe_solver(
         raise ValueError(f"tau must be > 0, got {tau}")
     if mu < 0:
         raise ValueError(f"mu must be >= 0, got {mu}")
-    Xp, n = _pad_designs(X)
-    S, _, p = Xp.shape
-    Yp = np.zeros((S, Xp.shape[1]))
-    for s, y in enumerate(Y):
-        Yp[s, : n[s]] = y
-    if sigma0 is None:
-        sigma0 = 0.01 * min(np.linalg.norm(y) / np.sqrt(len(y)) for y in Y)
-    kernel = make_kernel(ground_metric, epsilon)
-    lam_w = lam * (np.ones((S, p)) if weights is None else np.asarray(weights, float))
-    coef = np.zeros((S, 2, p))
-    if coef_init is not None:
-        coef[:, 0] = np.maximum(coef_init, 0)
-        coef[:, 1] = np.maximum(-np.asarray(coef_init), 0)
-    R = Yp - np.einsum("sij,sj->si", Xp, coef[:, 0] - coef[:, 1])
-    col_norms = np.einsum("sij,sij->sj", Xp, Xp) / n[:, np.newaxis]
-    sigma = _update_sigma(R, n, sigma0) if concomitant else np.ones(S)
-    c = mu * gamma / S
-    objective, state, converged = [], ot_init, False
-
-    def solve_subject(s):
-        return _solve_subject(
-            Xp[s, : n[s]],
-            R[s, : n[s]],
-            coef[s],
-            col_norms[s],
-            lam_w[s],
-            sigma[s],
-            c,
-            marg[:, s],
-            tau,
-            cd_tol,
-            cd_max_iter,
-        )
-
-    def transport(state):
-        """Plans and barycenters of both signs (one batched call), objective."""
-        A = coef.transpose(2, 0, 1) + tau  # (p, S, 2)
-        with warnings.catch_warnings():
-            # an unconverged warm-started Sinkhorn is refined at the next step
-            warnings.simplefilter("ignore")
-            bary = unbalanced_barycenter(A, kernel, gamma=gamma, init=state)
-        value = _objective(R, n, sigma, concomitant, mu, bary.value, lam_w, coef)
-        return bary, value
-
-    history, plain, decreases, n_ot = [], None, [], 0
+    problem = _build_problem(
+        X, Y, ground_metric, lam, mu, epsilon, gamma, tau, concomitant, sigma0, weights
+    )
+    it = _initial_iterate(problem, coef_init)
+    anderson = _AndersonAcceleration(_ANDERSON_DEPTH)
+    objective, decreases, ot_state, plain = [], [], ot_init, None
+    n_ot, converged = 0, False
     with ThreadPoolExecutor(max_workers=max(1, n_jobs or 1)) as pool:
         for n_iter in range(1, max_iter + 1):
             # (1) plans and barycenters
-            bary, value = transport(state)
+            bary, value = _transport_step(problem, it, ot_state)
             n_ot += 1
-            extrapolated = len(history) > _ANDERSON_DEPTH
-            if extrapolated:
-                history.clear()
-                if value > objective[-1]:
-                    # the extrapolated point (4) is worse: back to the plain one
-                    coef[:], R[:], sigma = plain
-                    bary, value = transport(bary.state)
-                    n_ot += 1
-            state = bary.state
-            marg = to_numpy(bary.marginals).transpose(2, 1, 0)  # (2, S, p)
+            if plain is not None and value > objective[-1]:
+                # the extrapolated point (4) is worse: back to the plain one
+                it = plain
+                bary, value = _transport_step(problem, it, bary.state)
+                n_ot += 1
+            ot_state = bary.state
             objective.append(value)
             # per iteration at DEBUG, per reweighting round and fit at INFO (as
             # MNE's irMxNE solvers)
@@ -261,45 +276,111 @@ def mwe_solver(
                 "%d Sinkhorn iterations",
                 n_iter,
                 value,
-                np.count_nonzero(coef.any(axis=(0, 1))),
-                state.n_iter,
+                np.count_nonzero(it.coef.any(axis=(0, 1))),
+                ot_state.n_iter,
             )
-            if n_iter > 1:
-                # the decreases of plain steps since the last extrapolation;
-                # stop after plain steps only (x is then optimal for the plans)
-                if extrapolated:
-                    decreases = []
-                else:
-                    decreases.append(objective[-2] - objective[-1])
+            # the decreases of plain steps since the last extrapolation; stop
+            # after plain steps only (x is then optimal for the plans)
+            if plain is not None:
+                decreases = []
+            elif n_iter > 1:
+                decreases.append(objective[-2] - objective[-1])
                 if _converged(decreases, tol * abs(objective[-1])):
                     converged = True
                     break
-            # (2) sources of each subject for the fixed plans (independent)
-            list(pool.map(solve_subject, range(S)))
-            # (3) noise levels
-            if concomitant:
-                sigma = _update_sigma(R, n, sigma0)
-            # (4) every _ANDERSON_DEPTH iterations, Anderson extrapolation
-            if _ANDERSON_DEPTH and n_iter < max_iter:
-                history.append(coef.copy())
-                if len(history) == _ANDERSON_DEPTH + 1:
-                    plain = (history[-1], R.copy(), sigma.copy())
-                    coef[:] = _anderson(history)
-                    R[:] = Yp - np.einsum("sij,sj->si", Xp, coef[:, 0] - coef[:, 1])
-                    if concomitant:
-                        sigma = _update_sigma(R, n, sigma0)
+            # (2) sources of each subject, (3) noise levels
+            _source_step(problem, it, pool.map, cd_tol, cd_max_iter)
+            it.sigma = problem.sigma(it.residual)
+            # (4) Anderson extrapolation, kept only if step (1) confirms it
+            plain = None
+            if n_iter < max_iter:
+                extrapolated = anderson.push(it.coef)
+                if extrapolated is not None:
+                    plain = it.copy()
+                    it.coef[:] = extrapolated
+                    it.residual[:] = problem.residual(it.coef)
+                    it.sigma = problem.sigma(it.residual)
     q = to_numpy(bary.barycenter)
     return MWEResult(
-        coef=coef[:, 0] - coef[:, 1],
-        coef_parts=coef,
+        coef=it.coef[:, 0] - it.coef[:, 1],
+        coef_parts=it.coef,
         barycenter=q[:, 0] - q[:, 1],
-        sigma=sigma,
-        marginals=marg,
+        sigma=it.sigma,
+        marginals=it.marginals,
         objective=objective,
         n_iter=n_iter,
         converged=converged,
-        ot_state=state,
+        ot_state=ot_state,
         n_transport=n_ot,
+    )
+
+
+def _build_problem(
+    X, Y, ground_metric, lam, mu, epsilon, gamma, tau, concomitant, sigma0, weights
+):
+    """Pad the data and fix the weights of :func:`mwe_solver`."""
+    Xp, n = _pad_designs(X)
+    S, n_max, p = Xp.shape
+    Yp = np.zeros((S, n_max))
+    for s, y in enumerate(Y):
+        Yp[s, : n[s]] = y
+    if sigma0 is None:
+        sigma0 = 0.01 * min(np.linalg.norm(y) / np.sqrt(len(y)) for y in Y)
+    lam_w = lam * (np.ones((S, p)) if weights is None else np.asarray(weights, float))
+    return _MWEProblem(
+        X=Xp,
+        Y=Yp,
+        n=n,
+        col_norms=np.einsum("sij,sij->sj", Xp, Xp) / n[:, np.newaxis],
+        lam_w=lam_w,
+        mu=mu,
+        c=mu * gamma / S,
+        kernel=make_kernel(ground_metric, epsilon),
+        gamma=gamma,
+        tau=tau,
+        concomitant=concomitant,
+        sigma0=sigma0,
+    )
+
+
+def _initial_iterate(problem, coef_init):
+    """Split a warm start (or zeros) into ``x+`` and ``x-``."""
+    S, _, p = problem.X.shape
+    coef = np.zeros((S, 2, p))
+    if coef_init is not None:
+        coef[:, 0] = np.maximum(coef_init, 0)
+        coef[:, 1] = np.maximum(-np.asarray(coef_init), 0)
+    residual = problem.residual(coef)
+    return _MWEIterate(coef, residual, problem.sigma(residual))
+
+
+def _transport_step(problem, it, ot_state):
+    """Step (1): plans and barycenters of both signs, then the objective.
+
+    One batched Sinkhorn call, warm-started from ``ot_state``. Sets
+    ``it.marginals`` and returns the barycenter result and the objective.
+    """
+    A = it.coef.transpose(2, 0, 1) + problem.tau  # (p, S, 2)
+    with warnings.catch_warnings():
+        # an unconverged warm-started Sinkhorn is refined at the next step
+        warnings.simplefilter("ignore")
+        bary = unbalanced_barycenter(
+            A, problem.kernel, gamma=problem.gamma, init=ot_state
+        )
+    it.marginals = to_numpy(bary.marginals).transpose(2, 1, 0)  # (2, S, p)
+    return bary, _objective(problem, it, bary.value)
+
+
+def _source_step(problem, it, map_, tol, max_iter):
+    """Step (2): each subject's sources for the fixed plans and noise levels.
+
+    The subjects are independent; ``map_`` maps over them (threads).
+    """
+    S = len(problem.n)
+    list(
+        map_(
+            _solve_subject, [problem] * S, [it] * S, range(S), [tol] * S, [max_iter] * S
+        )
     )
 
 
@@ -367,26 +448,40 @@ def reweighted_mwe_solver(
     return res
 
 
-def _solve_subject(X, R, coef, col_norms, lam_w, sigma, c, marg, tau, tol, max_iter):
-    """Minimise one subject's block by coordinate descent with working sets.
+def _solve_subject(problem, it, s, tol, max_iter):
+    """Minimise subject ``s``'s block by coordinate descent with working sets.
 
     A sweep over all coordinates, then sweeps over the support only until
     it is stationary, repeated until a full sweep moves no coefficient by
     more than ``tol`` times the largest one: once the support has settled,
-    sweeps cost O(support).
+    sweeps cost O(support). Updates ``it.coef[s]`` and ``it.residual[s]`` in
+    place and returns the number of sweeps.
     """
-    all_coords = np.arange(X.shape[1], dtype=np.int64)
+    n = problem.n[s]
+    args = (
+        problem.X[s, :n],
+        it.residual[s, :n],
+        it.coef[s],
+        problem.col_norms[s],
+    )
+    weights = (
+        problem.lam_w[s],
+        it.sigma[s],
+        problem.c,
+        it.marginals[:, s],
+        problem.tau,
+    )
+    coef = it.coef[s]
+    all_coords = np.arange(coef.shape[1], dtype=np.int64)
     n_sweeps = 0
     while n_sweeps < max_iter:
-        change = _cd_epoch(
-            X, R, coef, col_norms, all_coords, lam_w, sigma, c, marg, tau
-        )
+        change = _cd_epoch(*args, all_coords, *weights)
         n_sweeps += 1
         if change <= tol * max(coef.max(), 1e-300):
             break
         ws = np.flatnonzero(coef.any(axis=0)).astype(np.int64)
         while n_sweeps < max_iter:
-            change = _cd_epoch(X, R, coef, col_norms, ws, lam_w, sigma, c, marg, tau)
+            change = _cd_epoch(*args, ws, *weights)
             n_sweeps += 1
             if change <= tol * max(coef.max(), 1e-300):
                 break
@@ -434,17 +529,38 @@ def _anderson(iterates):
     return np.maximum(new, 0.0).reshape(X.shape[1:])
 
 
-def _update_sigma(R, n, sigma0):
-    return np.maximum(np.linalg.norm(R, axis=1) / np.sqrt(n), sigma0)
+class _AndersonAcceleration:
+    """Anderson extrapolation every ``depth + 1`` iterates (0: never).
+
+    :meth:`push` stores an iterate and, once ``depth + 1`` are stored,
+    returns their extrapolation (:func:`_anderson`) and starts a new
+    sequence; else it returns ``None``.
+    """
+
+    def __init__(self, depth):
+        self.depth = depth
+        self._iterates = []
+
+    def push(self, x):
+        """Store a copy of ``x``; return the extrapolation or ``None``."""
+        if not self.depth:
+            return None
+        self._iterates.append(x.copy())
+        if len(self._iterates) < self.depth + 1:
+            return None
+        extrapolated = _anderson(self._iterates)
+        self._iterates = []
+        return extrapolated
 
 
-def _objective(R, n, sigma, concomitant, mu, ot_values, lam_w, coef):
+def _objective(problem, it, ot_values):
     """Eq. 13 (with the mass floor) at the current point."""
+    R, n, sigma = it.residual, problem.n, it.sigma
     data = np.sum(np.sum(R**2, axis=1) / (2 * n * sigma))
-    if concomitant:
+    if problem.concomitant:
         data += np.sum(sigma) / 2
-    transport = mu * float(np.sum(ot_values))  # values are (1/S) sum_s W_u
-    l1 = float(np.sum(lam_w * (coef[:, 0] + coef[:, 1])))
+    transport = problem.mu * float(np.sum(ot_values))  # (1/S) sum_s W_u
+    l1 = float(np.sum(problem.lam_w * (it.coef[:, 0] + it.coef[:, 1])))
     return float(data + transport + l1)
 
 
