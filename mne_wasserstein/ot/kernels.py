@@ -40,10 +40,7 @@ _ABSORB = 5.0
 # keeps more (transport plans of a linear cost spread along the transport
 # directions), and a float64 CSR product costs several times a float32
 # dense one per entry; but where the dense kernel underflows, its solver
-# iterates in the log domain. benchmarks/bench_ot.py --mwe-step (S = 8,
-# both hemispheres of ico4, float32 metric, cold + warm): the sparse kernel
-# was 1.8x faster at epsilon = 1.6 mm (16.5 percent kept, the dense solver
-# in the log domain) and 0.6x at 2 mm (25 percent, the dense one not)
+# iterates in the log domain (the crossover: benchmarks/README.rst)
 _SPARSE_FRACTION = 0.2
 
 
@@ -51,8 +48,7 @@ def _gibbs(M, epsilon, dtype, xp):
     """``exp(-M / epsilon)`` in ``dtype``, subnormal entries flushed to 0.
 
     Products with subnormal numbers are an order of magnitude slower on x86
-    (measured: float32 ``K @ V``, p = 2562, 16 columns, 12 % of the entries
-    subnormal at epsilon = 1 mm: 77 ms, 6.6 ms flushed). The entries lost are
+    (benchmarks/README.rst). The entries lost are
     below the smallest normal number ``tiny``, as are the terms the solvers
     already flush (see ``sinkhorn._LogProducts``).
     """
@@ -217,12 +213,10 @@ class BlockDiagonalKernel(KernelOperator):
     (rows) or no column can receive mass (columns): those entries only meet
     zero scalings, so this is exact (see ``_restrict``). Entries are not
     skipped by value: the scalings compensate the kernel (``P = u K v``), so
-    a tiny ``K_ij`` can carry transported mass. Measured on the benchmark
-    (fsaverage5 ico4 hemisphere, geodesic metric, ``epsilon`` 0.05 and
-    ``gamma`` 1 times the median distance): dropping the entries below
-    ``exp(-34)`` (3.3 percent of them) moves the barycenter by 3e-7
-    relative, below ``exp(-30)`` (10.7 percent) by 6e-4; a threshold safe
-    at ``tol = 1e-6`` skips too few entries to save time.
+    a tiny ``K_ij`` can carry transported mass: dropping entries by a fixed
+    threshold is safe only for the stabilized kernel of
+    :class:`~mne_wasserstein.ot.SparseKernel`, whose entries include the
+    potentials.
     """
 
     def __init__(self, blocks, ground_metrics, epsilon, dtype, xp):

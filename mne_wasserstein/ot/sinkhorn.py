@@ -156,27 +156,22 @@ _BALANCED_RELAXATION = 1.0
 _BALANCED_RTOL = 1e-6
 
 # float32 products hand over to float64 when the criterion has not halved
-# for this many iterations (rounding floor, about 2e-7 on the benchmarks)
-# once it is below this level (above it, a slow phase of the iterations is
-# not rounding: on a 1-D grid with epsilon / gamma = 1 / 586 the criterion
-# stayed near 1e3 for 6 iterations)
+# for this many iterations once it is below this level: there a stall is the
+# rounding floor of float32, above it it can be a slow phase of the
+# iterations (see benchmarks/README.rst, "Constants of the OT engine")
 _STALL = 6
 _STALL_LEVEL = 1e3 * float(np.finfo(np.float32).eps)
 # kernel-domain products below tau are recomputed exactly where they are
 # needed (KernelOperator._log_entries, about p operations each) while they
 # are at most this fraction of the entries (one product costs about p
 # operations per entry too, but in BLAS); beyond it the iterations switch to
-# the log domain. Measured on MWE's barycenters at epsilon = 1 mm (cortex,
-# float32): 0 to 20 of 41,000 entries per product
+# the log domain
 _REPAIR_FRACTION = 0.01
 # over-relaxation is reduced when the criterion has not reached a new minimum
 # for this many iterations
 _OSCILLATION = 100
-# ... by this factor of (omega - 1): halving it, the earlier factor, took
-# 1200-2800 iterations where epsilon / gamma = 1 / 667 (1-D grid, p = 2000;
-# 0.8: 550-660), and neither factor changed the iterations on the cortex
-# (epsilon = 4.2 mm, gamma = 23 or 114 mm) or on a 1-D grid with p = 500,
-# where the relaxation is never reduced
+# ... by this factor of (omega - 1): a mild reduction, since a strong one
+# loses most of the acceleration where epsilon << gamma
 _REDUCTION = 0.8
 
 
@@ -348,9 +343,8 @@ class _LogProducts:
         self.floor = max(np.log(tiny), _LOG_TINY)
         # the largest scaling of a column is exp(headroom): a sum of p such
         # terms cannot overflow, and few products of small kernel entries and
-        # scalings underflow (subnormal results make BLAS about 4 times
-        # slower: float32, p = 2562, epsilon = 1 mm on the cortex, 19.5 ms
-        # per product with headroom 0, 5.0 ms with 40)
+        # scalings underflow (subnormal results make BLAS products several
+        # times slower)
         self.headroom = 0.5 * np.log(float(finfo.max) / max(kernel.n_points, 1))
         if kernel._smallest_entry() < tiny:
             # entries of K below tiny are lost, each term below tiny times the
