@@ -1,6 +1,7 @@
 """The demo: a synthetic group study, MWE against MNE's irMxNE, as a report."""
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,246 @@ def _source_distances(true, x, ground_metric):
     return np.array(out)
 
 
+@dataclass(frozen=True)
+class _Comparison:
+    """The estimates of each method of the demo, against the truth.
+
+    Attributes
+    ----------
+    true : ndarray, shape (n_subjects, n_sources_lh)
+        The true lh sources (A*m, template order).
+    estimates : dict of str to ndarray, shape (n_subjects, n_sources_lh)
+        Per method (its name in the report), the lh sources (A*m, template
+        order).
+    errors : dict of str to ndarray, shape (n_subjects,)
+        Per method, the localisation error of each subject (mm).
+    counts : dict of str to ndarray of int, shape (n_subjects,)
+        Per method, the number of sources of each subject.
+    distances : dict of str to ndarray, shape (n_true,)
+        Per method, the distance from each true source (subject-major) to
+        the closest estimate (mm).
+    visibility : ndarray, shape (n_true,)
+        The gain-norm percentile of each true source (subject-major).
+    """
+
+    true: np.ndarray
+    estimates: dict
+    errors: dict
+    counts: dict
+    distances: dict
+    visibility: np.ndarray
+
+    @property
+    def well_seen(self):
+        """Which true sources are in the better-seen half of the cortex."""
+        return self.visibility >= _WELL_SEEN
+
+
+def _report_path(out):
+    """Return the report file of ``out`` (a file or a folder), creating its folder."""
+    out = Path.cwd() if out is None else Path(out)
+    path = out if out.suffix == ".html" else out / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _solve_irmxne(sim, cohort, alpha, ground_metric):
+    """Solve each subject alone with irMxNE, at ``alpha`` and at the oracle alpha.
+
+    Returns
+    -------
+    estimates : dict of str to ndarray, shape (n_subjects, n_sources_lh)
+        The lh sources (A*m, template order) at ``alpha`` and at the oracle
+        alpha, by the method names of the report.
+    best : ndarray of int, shape (n_subjects,)
+        Per subject, the index of its oracle alpha in ``ORACLE_ALPHAS``.
+    """
+    n_subjects = cohort.n_subjects
+    true = sim.coef[:, : cohort.src_ref[0]["nuse"]]
+    logger.info(f"3/5 solving each subject alone with irMxNE (alpha={alpha})")
+    chosen = np.array(
+        [
+            _irmxne_lh(sim, s, cohort, alpha)
+            for s in ProgressBar(range(n_subjects), mesg="irMxNE per subject")
+        ]
+    )
+    logger.info(f"4/5 irMxNE oracle: alpha in {ORACLE_ALPHAS} with the truth")
+    grid = np.array(
+        [
+            [_irmxne_lh(sim, s, cohort, a) for s in range(n_subjects)]
+            for a in ProgressBar(ORACLE_ALPHAS, mesg="irMxNE oracle alphas")
+        ]
+    )
+    grid_errors = np.array([localization_error(true, g, ground_metric) for g in grid])
+    best = np.argmin(np.nan_to_num(grid_errors, nan=np.inf), axis=0)
+    estimates = {
+        f"irMxNE (alpha={alpha})": chosen,
+        "irMxNE (oracle alpha)": grid[best, np.arange(n_subjects)],
+    }
+    return estimates, best
+
+
+def _compare(sim, cohort, estimates, ground_metric):
+    """Measure each method's estimates against the truth (a :class:`_Comparison`)."""
+    true = sim.coef[:, : cohort.src_ref[0]["nuse"]]
+    visibility = np.array(
+        [_visibility(sim, s, cohort) for s in range(cohort.n_subjects)]
+    )
+    return _Comparison(
+        true=true,
+        estimates=estimates,
+        errors={
+            k: localization_error(true, v, ground_metric) for k, v in estimates.items()
+        },
+        counts={k: np.count_nonzero(v, axis=1) for k, v in estimates.items()},
+        distances={
+            k: _source_distances(true, v, ground_metric) for k, v in estimates.items()
+        },
+        # subject by subject, as the distances
+        visibility=visibility[true != 0],
+    )
+
+
+def _summary(comparison, n_true, irmxne_alpha):
+    """Return the demo's summary, one line per method after three of context."""
+    cmp, well_seen = comparison, comparison.well_seen
+    rule = (
+        "MNE's data-driven rule, mixed_norm(alpha='sure')"
+        if irmxne_alpha == "sure"
+        else f"fixed, mixed_norm(alpha={irmxne_alpha})"
+    )
+    context = [
+        f"{len(cmp.true)} subjects, {n_true} true sources each (left "
+        f"hemisphere), {well_seen.sum()} of {len(well_seen)} in the better-seen "
+        f"half of the cortex (gain-norm percentile >= {_WELL_SEEN})",
+        f"irMxNE alpha: {rule}; oracle: the best of {ORACLE_ALPHAS} per "
+        "subject (uses the truth)",
+        "localisation error: mean distance from a true source to the closest "
+        "estimate (all sources / better-seen half)",
+    ]
+    return "\n".join(
+        context
+        + [
+            f"{name}: {cmp.counts[name].min()}-{cmp.counts[name].max()} sources per "
+            f"subject, localisation error {np.nanmean(cmp.errors[name]):.1f} mm / "
+            f"{np.nanmean(cmp.distances[name][well_seen]):.1f} mm"
+            for name in cmp.estimates
+        ]
+    )
+
+
+def _add_error_tables(report, comparison, subjects):
+    """Add the localisation errors and the distance of each true source."""
+    cmp, well_seen = comparison, comparison.well_seen
+    header = [
+        "method",
+        "sources per subject",
+        "error per subject (mm)",
+        "mean (mm)",
+        f"mean on the better-seen half, percentile >= {_WELL_SEEN} (mm)",
+    ]
+    rows = [
+        [
+            k,
+            ", ".join(map(str, cmp.counts[k])),
+            ", ".join(f"{e:.1f}" for e in cmp.errors[k]),
+            f"{np.nanmean(cmp.errors[k]):.1f}",
+            f"{np.nanmean(cmp.distances[k][well_seen]):.1f}",
+        ]
+        for k in cmp.estimates
+    ]
+    report.add_html(_table(header, rows), title="Localisation errors")
+    owners, sources = np.nonzero(cmp.true)
+    header = ["subject", "true source", "visibility (gain-norm percentile)"]
+    rows = [
+        [
+            subjects[s],
+            j,
+            f"{v:.0f}",
+            *(f"{cmp.distances[k][i]:.1f}" for k in cmp.estimates),
+        ]
+        for i, (s, j, v) in enumerate(zip(owners, sources, cmp.visibility, strict=True))
+    ]
+    report.add_html(
+        _table([*header, *cmp.estimates], rows),
+        title="Distance from each true source to the closest estimate (mm)",
+    )
+
+
+def _add_parameters(report, parameters, result):
+    """Add the demo's parameters and those that MWE used."""
+    rows = list(parameters) + [
+        [f"MWE {k}", f"{v:.4g}" if isinstance(v, float) else v]
+        for k, v in result.params.items()
+        if k not in ("alpha", "beta", "verbose", "n_jobs")
+    ]
+    report.add_html(_table(["parameter", "value"], rows), title="Parameters")
+
+
+def _add_convergence(report, result):
+    """Add MWE's objective after each outer iteration."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    ax.plot(np.arange(1, len(result.objective) + 1), result.objective, "o-")
+    ax.set(
+        xlabel="outer iteration",
+        ylabel="objective (solver units)",
+        title="MWE_0.5 convergence",
+    )
+    report.add_figure(
+        fig,
+        title="MWE convergence",
+        caption="The objective after each outer iteration; each reweighting "
+        "round of q = 0.5 changes the weights, hence the objective: the steps.",
+    )
+
+
+def _add_sources(report, cohort, sim, irmxne, result):
+    """Add the brains of the truth, of each method and of MWE's barycenter."""
+    import matplotlib.pyplot as plt
+
+    brains = {"truth": (sim.stcs, None)}
+    for name, coef in irmxne.items():
+        brains[name] = ([_template_stc(x, cohort, sim.peak_time) for x in coef], None)
+    brains["MWE_0.5 and its barycenter"] = (result.stcs, result.stc_bar)
+    for title, (stcs, stc_bar) in brains.items():
+        fig = plot_group_sources(
+            stcs,
+            stc_bar,
+            subject=cohort.subject_ref,
+            subjects_dir=cohort.subjects_dir,
+            labels=list(cohort.subjects),
+            threshold=0.0,
+            show=False,
+        )
+        report.add_figure(_snapshot(fig), title=title, section="Sources")
+        plt.close("all")
+    fig = plot_barycenter(
+        result.stc_bar,
+        subject=cohort.subject_ref,
+        subjects_dir=cohort.subjects_dir,
+        show=False,
+    )
+    report.add_figure(
+        _snapshot(fig),
+        title="MWE barycenter (above 10 % of its peak)",
+        section="Sources",
+    )
+
+
+def _add_topomaps(report, cohort, sim):
+    """Add each subject's magnetometer topography at the peak."""
+    import matplotlib.pyplot as plt
+
+    for s, subject in enumerate(cohort.subjects):
+        fig = sim.evokeds[s].plot_topomap(
+            times=[sim.peak_time], ch_type="mag", show=False, size=2.5
+        )
+        report.add_figure(fig, title=f"{subject}: sensors at the peak")
+        plt.close("all")
+
+
 @verbose
 def run_demo(
     n_subjects=3,
@@ -207,11 +448,7 @@ def run_demo(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path.cwd() if out is None else Path(out)
-    path = out if out.suffix == ".html" else out / REPORT_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _report_path(out)
 
     logger.info("1/5 building the synthetic cohort")
     cohort = make_cohort(
@@ -226,27 +463,7 @@ def run_demo(
     sim = simulate_group_evokeds(cohort, hemi="lh", random_state=random_state)
     src_lh = cohort.src_ref[:1]
     ground_metric = compute_ground_metric(src_lh, subjects_dir=cohort.subjects_dir)
-    n_lh = src_lh[0]["nuse"]
-    true = sim.coef[:, :n_lh]
-
-    logger.info(f"3/5 solving each subject alone with irMxNE (alpha={irmxne_alpha})")
-    irmxne = np.array(
-        [
-            _irmxne_lh(sim, s, cohort, irmxne_alpha)
-            for s in ProgressBar(range(n_subjects), mesg="irMxNE per subject")
-        ]
-    )
-    logger.info(f"4/5 irMxNE oracle: alpha in {ORACLE_ALPHAS} with the truth")
-    grid = np.array(
-        [
-            [_irmxne_lh(sim, s, cohort, a) for s in range(n_subjects)]
-            for a in ProgressBar(ORACLE_ALPHAS, mesg="irMxNE oracle alphas")
-        ]
-    )
-    grid_errors = np.array([localization_error(true, g, ground_metric) for g in grid])
-    best = np.argmin(np.nan_to_num(grid_errors, nan=np.inf), axis=0)
-    oracle = grid[best, np.arange(n_subjects)]
-
+    irmxne, best = _solve_irmxne(sim, cohort, irmxne_alpha, ground_metric)
     logger.info("5/5 solving all subjects jointly with MWE_0.5")
     result = apply_mwe(
         sim.evokeds,
@@ -260,156 +477,26 @@ def run_demo(
         time=sim.peak_time,
         n_jobs=n_jobs,
     )
-    est = {
-        f"irMxNE (alpha={irmxne_alpha})": irmxne,
-        "irMxNE (oracle alpha)": oracle,
-        "MWE_0.5": result.coef,
-    }
-    errors = {k: localization_error(true, v, ground_metric) for k, v in est.items()}
-    counts = {k: np.count_nonzero(v, axis=1) for k, v in est.items()}
-    # how well the sensors see each true source, and its distance to each
-    # method's closest estimate; the better-seen half: percentile >= 50
-    visibility = np.array([_visibility(sim, s, cohort) for s in range(n_subjects)])
-    seen = visibility[true != 0]  # subject by subject, as the distances
-    dists = {k: _source_distances(true, v, ground_metric) for k, v in est.items()}
-    well_seen = seen >= _WELL_SEEN
-    rule = (
-        "MNE's data-driven rule, mixed_norm(alpha='sure')"
-        if irmxne_alpha == "sure"
-        else f"fixed, mixed_norm(alpha={irmxne_alpha})"
-    )
-    summary = "\n".join(
-        [
-            f"{n_subjects} subjects, {len(sim.centers)} true sources each (left "
-            f"hemisphere), {well_seen.sum()} of {len(seen)} in the better-seen half "
-            f"of the cortex (gain-norm percentile >= {_WELL_SEEN})",
-            f"irMxNE alpha: {rule}; oracle: the best of {ORACLE_ALPHAS} per "
-            "subject (uses the truth)",
-            "localisation error: mean distance from a true source to the closest "
-            "estimate (all sources / better-seen half)",
-        ]
-        + [
-            f"{name}: {counts[name].min()}-{counts[name].max()} sources per subject, "
-            f"localisation error {np.nanmean(errors[name]):.1f} mm / "
-            f"{np.nanmean(dists[name][well_seen]):.1f} mm"
-            for name in est
-        ]
-    )
-
+    estimates = {**irmxne, "MWE_0.5": result.coef}
+    comparison = _compare(sim, cohort, estimates, ground_metric)
+    parameters = [
+        ["subjects", n_subjects],
+        ["spacing", spacing],
+        ["seed", random_state],
+        ["true sources", len(sim.centers)],
+        ["measured SNR", f"{sim.snr:.2f}"],
+        ["time fitted (s)", f"{sim.peak_time:.3f}"],
+        ["irMxNE alpha (MNE's % of alpha_max)", irmxne_alpha],
+        ["irMxNE oracle alpha per subject", [ORACLE_ALPHAS[b] for b in best]],
+        ["MWE alpha (relative to alpha_max)", mwe_alpha],
+        ["MWE beta", beta],
+    ]
     with use_log_level("warning"):
         report = Report(title="mne-wasserstein demo: MWE_0.5 and MNE's irMxNE")
-        report.add_html(
-            _table(
-                [
-                    "method",
-                    "sources per subject",
-                    "error per subject (mm)",
-                    "mean (mm)",
-                    f"mean on the better-seen half, percentile >= {_WELL_SEEN} (mm)",
-                ],
-                [
-                    [
-                        k,
-                        ", ".join(map(str, counts[k])),
-                        ", ".join(f"{e:.1f}" for e in errors[k]),
-                        f"{np.nanmean(errors[k]):.1f}",
-                        f"{np.nanmean(dists[k][well_seen]):.1f}",
-                    ]
-                    for k in est
-                ],
-            ),
-            title="Localisation errors",
-        )
-        owners, sources = np.nonzero(true)
-        report.add_html(
-            _table(
-                ["subject", "true source", "visibility (gain-norm percentile)", *est],
-                [
-                    [
-                        cohort.subjects[s],
-                        j,
-                        f"{v:.0f}",
-                        *(f"{dists[k][i]:.1f}" for k in est),
-                    ]
-                    for i, (s, j, v) in enumerate(
-                        zip(owners, sources, seen, strict=True)
-                    )
-                ],
-            ),
-            title="Distance from each true source to the closest estimate (mm)",
-        )
-        params = [
-            ["subjects", n_subjects],
-            ["spacing", spacing],
-            ["seed", random_state],
-            ["true sources", len(sim.centers)],
-            ["measured SNR", f"{sim.snr:.2f}"],
-            ["time fitted (s)", f"{sim.peak_time:.3f}"],
-            ["irMxNE alpha (MNE's % of alpha_max)", irmxne_alpha],
-            ["irMxNE oracle alpha per subject", [ORACLE_ALPHAS[b] for b in best]],
-            ["MWE alpha (relative to alpha_max)", mwe_alpha],
-            ["MWE beta", beta],
-        ]
-        params += [
-            [f"MWE {k}", f"{v:.4g}" if isinstance(v, float) else v]
-            for k, v in result.params.items()
-            if k not in ("alpha", "beta", "verbose", "n_jobs")
-        ]
-        report.add_html(_table(["parameter", "value"], params), title="Parameters")
-        fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-        ax.plot(np.arange(1, len(result.objective) + 1), result.objective, "o-")
-        ax.set(
-            xlabel="outer iteration",
-            ylabel="objective (solver units)",
-            title="MWE_0.5 convergence",
-        )
-        report.add_figure(
-            fig,
-            title="MWE convergence",
-            caption="The objective after each outer iteration; each reweighting "
-            "round of q = 0.5 changes the weights, hence the objective: the steps.",
-        )
-        labels = list(cohort.subjects)
-        brains = {
-            "truth": (sim.stcs, None),
-            f"irMxNE (alpha={irmxne_alpha})": (
-                [_template_stc(x, cohort, sim.peak_time) for x in irmxne],
-                None,
-            ),
-            "irMxNE (oracle alpha)": (
-                [_template_stc(x, cohort, sim.peak_time) for x in oracle],
-                None,
-            ),
-            "MWE_0.5 and its barycenter": (result.stcs, result.stc_bar),
-        }
-        for title, (stcs, stc_bar) in brains.items():
-            fig = plot_group_sources(
-                stcs,
-                stc_bar,
-                subject=cohort.subject_ref,
-                subjects_dir=cohort.subjects_dir,
-                labels=labels,
-                threshold=0.0,
-                show=False,
-            )
-            report.add_figure(_snapshot(fig), title=title, section="Sources")
-            plt.close("all")
-        fig = plot_barycenter(
-            result.stc_bar,
-            subject=cohort.subject_ref,
-            subjects_dir=cohort.subjects_dir,
-            show=False,
-        )
-        report.add_figure(
-            _snapshot(fig),
-            title="MWE barycenter (above 10 % of its peak)",
-            section="Sources",
-        )
-        for s, subject in enumerate(cohort.subjects):
-            fig = sim.evokeds[s].plot_topomap(
-                times=[sim.peak_time], ch_type="mag", show=False, size=2.5
-            )
-            report.add_figure(fig, title=f"{subject}: sensors at the peak")
-            plt.close("all")
+        _add_error_tables(report, comparison, cohort.subjects)
+        _add_parameters(report, parameters, result)
+        _add_convergence(report, result)
+        _add_sources(report, cohort, sim, irmxne, result)
+        _add_topomaps(report, cohort, sim)
         report.save(path, overwrite=True, open_browser=False)
-    return path, summary
+    return path, _summary(comparison, len(sim.centers), irmxne_alpha)

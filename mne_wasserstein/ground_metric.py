@@ -5,6 +5,8 @@ is re-exported here.
 """
 
 import hashlib
+from dataclasses import dataclass
+from functools import partial
 from numbers import Real
 from pathlib import Path
 
@@ -62,7 +64,8 @@ def _cache_key(rr, tris, vertno, method, surface, dtype, max_distance=None):
     for array in (rr.astype("<f8"), tris.astype("<i8"), vertno.astype("<i8")):
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(f"{method}|{surface}|{np.dtype(dtype).str}|{_CACHE_VERSION}".encode())
-    if max_distance is not None:  # dense keys stay those of earlier versions
+    # a dense metric's key has no radius part; a new key would rebuild its file
+    if max_distance is not None:
         digest.update(f"|max_distance={max_distance!r}".encode())
     return digest.hexdigest()[:32]
 
@@ -86,6 +89,162 @@ def _check_max_distance(max_distance, method):
             f"the radius; the heat method solves on the whole mesh), got {method!r}"
         )
     return max_distance
+
+
+@dataclass(frozen=True)
+class _HemiMesh:
+    """One hemisphere's surface and the source vertices on it.
+
+    Attributes
+    ----------
+    hemi : str
+        ``"lh"`` or ``"rh"``.
+    rr : ndarray, shape (n_vertices, 3)
+        The vertex positions (mm).
+    tris : ndarray of int, shape (n_triangles, 3)
+        The triangles.
+    vertno : ndarray of int64, shape (n_sources,)
+        The source vertices.
+    """
+
+    hemi: str
+    rr: np.ndarray
+    tris: np.ndarray
+    vertno: np.ndarray
+
+
+def _check_args(src, method, max_distance, surface, dtype):
+    """Check the arguments of :func:`compute_ground_metric`.
+
+    Returns
+    -------
+    subject : str
+        The subject of ``src``.
+    max_distance : float | None
+        The radius (mm), a float.
+    dtype : numpy.dtype
+        The floating dtype.
+    """
+    subject = _check_src(src)
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    max_distance = _check_max_distance(max_distance, method)
+    if not isinstance(surface, str):
+        raise TypeError(f"surface must be a str, got {type(surface)}")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    return subject, max_distance, dtype
+
+
+def _read_mesh(s, subject, subjects_dir, surface):
+    """Read the surface of source space ``s`` (a :class:`_HemiMesh`)."""
+    hemi = _HEMIS[s["id"]]
+    fname = subjects_dir / subject / "surf" / f"{hemi}.{surface}"
+    if not fname.is_file():
+        raise ValueError(
+            f"surface {surface!r} not found for subject {subject!r}: {fname} "
+            f"does not exist (known FreeSurfer surfaces: {', '.join(_SURFACES)})"
+        )
+    rr, tris = read_surface(fname, verbose=False)[:2]
+    if len(rr) != s["np"]:
+        raise ValueError(
+            f"{fname} has {len(rr)} vertices but the source space has "
+            f"{s['np']}: wrong subject, surface or subjects_dir"
+        )
+    return _HemiMesh(hemi, rr, tris, np.asarray(s["vertno"], dtype=np.int64))
+
+
+def _compute_block(mesh, method, surface, max_distance, dtype, n_jobs):
+    """Compute the distances between the sources of one hemisphere."""
+    radius = "" if max_distance is None else f" up to {max_distance:g} mm"
+    logger.info(
+        f"Computing {method} geodesic distances{radius} between "
+        f"{len(mesh.vertno)} sources on {mesh.hemi}.{surface} ({len(mesh.rr)} "
+        "vertices)"
+    )
+    with ProgressBar(len(mesh.vertno), mesg=f"{mesh.hemi} sources") as bar:
+        kwargs = dict(
+            n_jobs=n_jobs, dtype=dtype, progress=bar.update_with_increment_value
+        )
+        if max_distance is None:
+            return _geodesic_distances(
+                mesh.rr, mesh.tris, mesh.vertno, method=method, **kwargs
+            )
+        return _sparse_geodesic_distances(
+            mesh.rr, mesh.tris, mesh.vertno, max_distance, **kwargs
+        )
+
+
+def _write_dense(fname, block):
+    np.save(fname, block, allow_pickle=False)
+
+
+def _read_dense(fname):
+    return np.load(fname, allow_pickle=False)
+
+
+def _write_sparse(fname, block):
+    # save_npz stores data, indices and indptr as they are: the explicit
+    # zeros of the diagonal are kept
+    sparse.save_npz(fname, block, compressed=False)
+
+
+def _read_sparse(fname):
+    return sparse.csr_array(sparse.load_npz(fname))
+
+
+def _cached_block(mesh, subject, surface, method, max_distance, dtype, n_jobs):
+    """Read one hemisphere's block from the cache, computing it if missing."""
+    key = _cache_key(
+        mesh.rr, mesh.tris, mesh.vertno, method, surface, dtype, max_distance
+    )
+    name = f"{subject}-{mesh.hemi}-{method}-{len(mesh.vertno)}"
+    if max_distance is None:
+        cache = _cache_dir() / f"{name}-{key}.npy"
+        write, read = _write_dense, _read_dense
+    else:
+        cache = _cache_dir() / f"{name}-{max_distance:g}mm-{key}.npz"
+        write, read = _write_sparse, _read_sparse
+    if cache.is_file():
+        logger.info(f"Reading the {mesh.hemi} ground metric from {cache}")
+    compute = partial(
+        _compute_block, mesh, method, surface, max_distance, dtype, n_jobs
+    )
+    return _cached(cache, compute, write, read)
+
+
+def _cached_median(meshes, subject, surface, method, dtype):
+    """Estimate the median distance of a sparse metric (cached).
+
+    The median of the full rows of ``_MEDIAN_SAMPLE`` sources (see
+    :func:`compute_ground_metric`). Its cache key has no radius: one median
+    serves the metrics of every ``max_distance``.
+    """
+    keys = [_cache_key(m.rr, m.tris, m.vertno, method, surface, dtype) for m in meshes]
+    digest = hashlib.sha256(
+        f"{'|'.join(keys)}|{_MEDIAN_SAMPLE}|{_MEDIAN_SEED}".encode()
+    ).hexdigest()[:32]
+    n_sources = sum(len(m.vertno) for m in meshes)
+    cache = _cache_dir() / f"{subject}-{method}-{n_sources}-median-{digest}.npy"
+    compute = partial(_estimate_median, meshes, dtype)
+    return float(_cached(cache, compute, _write_dense, _read_dense))
+
+
+def _estimate_median(meshes, dtype):
+    """Estimate the median distance from the full rows of sampled sources."""
+    n_sources = sum(len(m.vertno) for m in meshes)
+    logger.info(
+        f"Estimating the median distance from the rows of "
+        f"{min(_MEDIAN_SAMPLE, n_sources)} sources"
+    )
+    rows = [(m.rr, m.tris, m.vertno) for m in meshes]
+    return np.array(_sampled_median(rows, _MEDIAN_SAMPLE, _MEDIAN_SEED, dtype=dtype))
+
+
+def _cache_dir():
+    """Return the folder of the cached ground metrics."""
+    return get_data_dir() / "ground_metrics"
 
 
 @fill_doc
@@ -130,31 +289,24 @@ def compute_ground_metric(
         ``"dijkstra"`` (default): shortest paths along the edges of the mesh.
         Exact for the edge graph (a true metric: symmetric, triangle
         inequality), equal to :func:`mne.add_source_space_distances`, and the
-        fastest (ico4 on fsaverage5 in a few seconds). Edge paths zig-zag,
-        so it overestimates true geodesics: on an ico5 sphere of radius
-        80 mm (vertex spacing about 4 mm) the median relative error is
-        +6.7 percent and the 95th percentile 12.8 percent for pairs more than 10 mm
-        apart. ``"heat"``: the heat method of Crane et al. (2013):
-        cotangent Laplacian and lumped mass matrix, heat step
-        ``t = h ** 2`` (``h`` the mean edge length), normalised gradient
+        fastest. Edge paths zig-zag, so it overestimates true geodesics, by
+        a few percent on a regular mesh. ``"heat"``: the heat method of
+        Crane et al. (2013): cotangent Laplacian and lumped mass matrix, heat
+        step ``t = h ** 2`` (``h`` the mean edge length), normalised gradient
         field, Poisson solve, shifted so that the source is at 0; one sparse
         LU factorisation (scipy) per hemisphere reused for all sources; the
-        result is symmetrised. On the same sphere its median relative error
-        is 0.7 percent and the 95th percentile 1.3 percent, with no
-        systematic bias. On the folded fsaverage5 white surface (ico4
-        sources) it is about 2.5 times slower than Dijkstra and less
-        reliable: its distances are 8 percent shorter than Dijkstra's in the
-        median, as expected, but some exceed Dijkstra's (an upper bound of
-        the true geodesic) by up to 80 percent near obtuse triangles, and
-        1.3 percent of random triplets violate the triangle inequality, by
-        up to 39 mm.
+        result is symmetrised. It has no systematic bias and is accurate to
+        about a percent on a smooth, regular mesh, but on the folded cortex
+        it is slower and less reliable: near obtuse triangles some of its
+        distances exceed Dijkstra's (an upper bound of the true geodesic),
+        and some triplets of sources violate the triangle inequality.
         Dijkstra is the default because the OT penalty needs a robust,
-        exact metric more than unbiased absolute distances: its
-        overestimate (2 to 25 percent above the heat method on the cortex,
-        5th to 95th percentile) is smooth and largely
-        absorbed by the hyperparameters, which are relative to
-        :meth:`GroundMetric.median`. Use ``"heat"`` on smooth, well-shaped
-        meshes when unbiased distances in millimetres matter.
+        exact metric more than unbiased absolute distances: its overestimate
+        is smooth and largely absorbed by the hyperparameters, which are
+        relative to :meth:`GroundMetric.median`. Use ``"heat"`` on smooth,
+        well-shaped meshes when unbiased distances in millimetres matter.
+        The two methods are measured against each other and against exact
+        geodesics in ``benchmarks/README.rst``.
     max_distance : float | None
         ``None`` (default): dense blocks, all the distances (memory
         ``n_sources_h ** 2`` per hemisphere). A radius in mm: sparse blocks
@@ -165,19 +317,14 @@ def compute_ground_metric(
         number of sources within the radius. Unstored entries mean "farther
         than ``max_distance``" (no transport); the diagonal is stored, with
         explicit zeros (see :class:`GroundMetric` for the contract). Needs
-        ``method="dijkstra"``. On the template's ico5 source space
-        (2 x 10242 sources), 40 mm keeps 6.7 percent of the pairs (686 per
-        source on average, 1095 at most): 113 MB instead of 840 MB in
-        float32. The stored entries cannot give
+        ``method="dijkstra"``. The stored entries cannot give
         :meth:`GroundMetric.median` (they miss every distance above the
         radius): it is estimated from the full Dijkstra rows of 400 sources
         drawn uniformly without replacement from all the sources
         (``numpy.random.default_rng(0)``; every row when there are fewer
         sources), each row giving the distances to the other sources of its
-        hemisphere. On the template's ico4 source space (2 x 2562 sources)
-        this estimate is 0.30 percent above the exact median (114.2 mm);
-        over seeds 0 to 9 its error is 0.23 percent root-mean-square, 0.38
-        percent at most (``benchmarks/bench_ground_metric.py``).
+        hemisphere. The memory saved and the error of this estimate are
+        measured in ``benchmarks/README.rst``.
     dtype : dtype
         The dtype of the blocks (float32 halves the memory).
     %(n_jobs)s
@@ -196,108 +343,25 @@ def compute_ground_metric(
     to computing distance based on heat flow. ACM Transactions on Graphics,
     32(5), 2013.
     """
-    subject = _check_src(src)
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    max_distance = _check_max_distance(max_distance, method)
-    if not isinstance(surface, str):
-        raise TypeError(f"surface must be a str, got {type(surface)}")
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    subject, max_distance, dtype = _check_args(
+        src, method, max_distance, surface, dtype
+    )
     subjects_dir = get_subjects_dir(subjects_dir)
     if subjects_dir is None:  # no SUBJECTS_DIR set: the package's subjects
         subjects_dir = get_data_dir() / "subjects"
     subjects_dir = Path(subjects_dir).expanduser()
-    cache_dir = get_data_dir() / "ground_metrics"
-
-    blocks, vertices, hemis, meshes, keys = [], [], [], [], []
-    for s in src:
-        hemi = _HEMIS[s["id"]]
-        fname = subjects_dir / subject / "surf" / f"{hemi}.{surface}"
-        if not fname.is_file():
-            raise ValueError(
-                f"surface {surface!r} not found for subject {subject!r}: {fname} "
-                f"does not exist (known FreeSurfer surfaces: {', '.join(_SURFACES)})"
-            )
-        rr, tris = read_surface(fname, verbose=False)[:2]
-        if len(rr) != s["np"]:
-            raise ValueError(
-                f"{fname} has {len(rr)} vertices but the source space has "
-                f"{s['np']}: wrong subject, surface or subjects_dir"
-            )
-        vertno = np.asarray(s["vertno"], dtype=np.int64)
-        key = _cache_key(rr, tris, vertno, method, surface, dtype, max_distance)
-        name = f"{subject}-{hemi}-{method}-{len(vertno)}"
-        if max_distance is None:
-            cache = cache_dir / f"{name}-{key}.npy"
-            write = lambda f, d: np.save(f, d, allow_pickle=False)  # noqa: E731
-            read = lambda f: np.load(f, allow_pickle=False)  # noqa: E731
-        else:
-            cache = cache_dir / f"{name}-{max_distance:g}mm-{key}.npz"
-            # save_npz/load_npz store data, indices and indptr as they are:
-            # the explicit zeros of the diagonal are kept
-            write = lambda f, d: sparse.save_npz(f, d, compressed=False)  # noqa: E731
-            read = lambda f: sparse.csr_array(sparse.load_npz(f))  # noqa: E731
-        if cache.is_file():
-            logger.info(f"Reading the {hemi} ground metric from {cache}")
-
-        def compute(rr=rr, tris=tris, vertno=vertno, hemi=hemi):
-            radius = "" if max_distance is None else f" up to {max_distance:g} mm"
-            logger.info(
-                f"Computing {method} geodesic distances{radius} between "
-                f"{len(vertno)} sources on {hemi}.{surface} ({len(rr)} vertices)"
-            )
-            done = [0]
-            with ProgressBar(len(vertno), mesg=f"{hemi} sources") as bar:
-
-                def progress(n_done):
-                    done[0] += n_done
-                    bar.update(done[0])
-
-                kwargs = dict(n_jobs=n_jobs, dtype=dtype, progress=progress)
-                if max_distance is None:
-                    return _geodesic_distances(
-                        rr, tris, vertno, method=method, **kwargs
-                    )
-                return _sparse_geodesic_distances(
-                    rr, tris, vertno, max_distance, **kwargs
-                )
-
-        blocks.append(_cached(cache, compute, write, read))
-        vertices.append(vertno)
-        hemis.append(hemi)
-        meshes.append((rr, tris, vertno))
-        keys.append(_cache_key(rr, tris, vertno, method, surface, dtype))
+    meshes = [_read_mesh(s, subject, subjects_dir, surface) for s in src]
+    blocks = [
+        _cached_block(mesh, subject, surface, method, max_distance, dtype, n_jobs)
+        for mesh in meshes
+    ]
     median = None
-    if max_distance is not None:
-        digest = hashlib.sha256(
-            f"{'|'.join(keys)}|{_MEDIAN_SAMPLE}|{_MEDIAN_SEED}".encode()
-        ).hexdigest()[:32]
-        n_sources = sum(len(v) for v in vertices)
-        cache = cache_dir / f"{subject}-{method}-{n_sources}-median-{digest}.npy"
-
-        def compute_median():
-            logger.info(
-                f"Estimating the median distance from the rows of "
-                f"{min(_MEDIAN_SAMPLE, n_sources)} sources"
-            )
-            return np.array(
-                _sampled_median(meshes, _MEDIAN_SAMPLE, _MEDIAN_SEED, dtype=dtype)
-            )
-
-        median = float(
-            _cached(
-                cache,
-                compute_median,
-                lambda f, d: np.save(f, d, allow_pickle=False),
-                lambda f: np.load(f, allow_pickle=False),
-            )
-        )
+    if max_distance is not None:  # the stored entries miss the larger distances
+        median = _cached_median(meshes, subject, surface, method, dtype)
     return GroundMetric(
         blocks,
-        vertices,
-        hemis,
+        [mesh.vertno for mesh in meshes],
+        [mesh.hemi for mesh in meshes],
         subject=subject,
         surface=surface,
         method=method,

@@ -77,13 +77,12 @@ class GroupSimulation:
 
 
 def _template_graphs(cohort):
-    graphs, n_vert = [], []
+    graphs = []
     for hemi in _HEMIS:
         rr, tris = read_surface(
             cohort.subjects_dir / cohort.subject_ref / "surf" / f"{hemi}.white"
         )
         graphs.append(_mesh_graph(rr, tris))
-        n_vert.append(len(rr))
     return graphs
 
 
@@ -121,6 +120,146 @@ def _fixed_gain(fwd, order):
 def _stc(data, src, tmin, tstep, subject):
     vertices = [s["vertno"] for s in src]
     return SourceEstimate(data, vertices, tmin=tmin, tstep=tstep, subject=subject)
+
+
+@dataclass(frozen=True)
+class _Truth:
+    """The drawn sources (see :class:`GroupSimulation`)."""
+
+    coef: np.ndarray
+    regions: list
+    centers: np.ndarray
+    shared: np.ndarray
+    signs: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Leadfield:
+    """The leadfield and noise model of one subject, used by one or more subjects.
+
+    Attributes
+    ----------
+    order : ndarray of int, shape (n_sources_total,)
+        The source of the subject's source space of each template source.
+    gain : ndarray, shape (n_channels, n_sources_total)
+        The fixed-orientation gain, columns in template order.
+    whitener : ndarray, shape (rank, n_picks)
+        The whitener of the SNR channels, one row per whitened dimension.
+    picks : ndarray of int, shape (n_picks,)
+        The SNR channels.
+    colorer : ndarray, shape (n_channels, n_channels)
+        Maps white noise to noise of the subject's noise covariance.
+    """
+
+    order: np.ndarray
+    gain: np.ndarray
+    whitener: np.ndarray
+    picks: np.ndarray
+    colorer: np.ndarray
+
+    def whiten(self, data):
+        """Return the whitened SNR channels of ``data`` (n_channels[, n_times])."""
+        return self.whitener @ data[self.picks]
+
+
+def _check_params(cohort, n_sources, overlap, snr, snr_ch_type, hemi):
+    """Check the parameters of :func:`simulate_group_evokeds`."""
+    if not 0 <= overlap <= 1:
+        raise ValueError(f"overlap must be in [0, 1], got {overlap}")
+    if n_sources < 1:
+        raise ValueError(f"n_sources must be >= 1, got {n_sources}")
+    if snr <= 0:
+        raise ValueError(f"snr must be > 0, got {snr}")
+    ch_types = set(cohort.info[0].get_channel_types())
+    if snr_ch_type is not None and snr_ch_type not in ch_types:
+        raise ValueError(
+            f"snr_ch_type must be None or one of {sorted(ch_types)}, got "
+            f"{snr_ch_type!r}"
+        )
+    if hemi not in ("lh", "rh", "both"):
+        raise ValueError(f"hemi must be 'lh', 'rh' or 'both', got {hemi!r}")
+
+
+def _time_course(sfreq, tmin, tmax, peak_time):
+    """Return the times, the peak time on a sample, and the source waveform."""
+    times = tmin + np.arange(int(round((tmax - tmin) * sfreq)) + 1) / sfreq
+    if not times[0] <= peak_time <= times[-1]:
+        raise ValueError(f"peak_time={peak_time} is outside [tmin, tmax]")
+    peak_time = times[np.argmin(np.abs(times - peak_time))]
+    waveform = np.exp(-0.5 * ((times - peak_time) / WAVEFORM_WIDTH) ** 2)
+    return times, peak_time, waveform / waveform.max()
+
+
+def _draw_truth(cohort, n_sources, overlap, amplitude, hemi, radius, rng):
+    """Draw the regions, who shares locations, the polarities and amplitudes."""
+    n_subjects = cohort.n_subjects
+    regions, centers = _draw_regions(cohort, n_sources, radius, hemi, rng)
+    n_shared = int(round(overlap * n_subjects))
+    shared = np.zeros(n_subjects, bool)
+    shared[rng.choice(n_subjects, n_shared, replace=False)] = True
+    common = np.array([rng.choice(region) for region in regions])
+    signs = rng.choice([-1.0, 1.0], n_sources)
+    coef = np.zeros((n_subjects, sum(s["nuse"] for s in cohort.src_ref)))
+    for s in range(n_subjects):
+        where = common if shared[s] else [rng.choice(region) for region in regions]
+        coef[s, where] = signs * rng.uniform(*amplitude, n_sources)
+    return _Truth(coef, regions, centers, shared, signs)
+
+
+def _leadfield(cohort, s, snr_ch_type):
+    """Return the leadfield and noise model of subject ``s`` of the cohort."""
+    order = _aligned_order(
+        cohort.src_ref,
+        cohort.src[s],
+        cohort.subject_ref,
+        cohort.subjects[s],
+        cohort.subjects_dir,
+    )
+    info, cov = cohort.info[s], cohort.noise_covs[s]
+    *_, colorer = compute_whitener(cov, info, return_colorer=True, verbose=False)
+    # the whitener of the SNR channels alone: the noise drawn on all channels
+    # is white there too (any subset of a Gaussian is)
+    types = np.array(info.get_channel_types())
+    in_snr = types == snr_ch_type if snr_ch_type else np.ones(len(types), bool)
+    picks = np.flatnonzero(in_snr)
+    # pca: rank rows, so that every row is a whitened dimension
+    whitener, _ = compute_whitener(cov, info, picks=picks, pca=True, verbose=False)
+    gain = _fixed_gain(cohort.forwards[s], order)
+    return _Leadfield(order, gain, whitener, picks, colorer)
+
+
+def _draw_noise(cohort, owners, leadfields, sigma, n_times, rng):
+    """Draw each subject's noise; also return its whitened standard deviation.
+
+    Returns
+    -------
+    noise : list of ndarray, shape (n_channels, n_times)
+        Per subject, white noise of standard deviation ``sigma`` coloured by
+        the noise covariance.
+    sigma_hat : float
+        The empirical standard deviation of the whitened noise on the SNR
+        channels, over all subjects.
+    """
+    noise = [
+        sigma
+        * leadfields[owner].colorer
+        @ rng.standard_normal((len(cohort.info[owner]["ch_names"]), n_times))
+        for owner in owners
+    ]
+    white = [leadfields[o].whiten(n) for o, n in zip(owners, noise, strict=True)]
+    power = sum(np.sum(w**2) for w in white)
+    return noise, float(np.sqrt(power / sum(w.size for w in white)))
+
+
+def _truth_stcs(cohort, owner, leadfield, amplitudes, tmin, tstep):
+    """Return the true sources on the subject's and on the template source space."""
+    aligned = np.zeros_like(amplitudes)
+    aligned[leadfield.order] = amplitudes
+    src = cohort.forwards[owner]["src"]
+    return (
+        _stc(aligned, src, tmin, tstep, cohort.subjects[owner]),
+        _stc(amplitudes, cohort.src_ref, tmin, tstep, cohort.subject_ref),
+    )
 
 
 @fill_doc
@@ -207,137 +346,63 @@ def simulate_group_evokeds(
     """
     rng = check_random_state(random_state)
     rng = np.random.default_rng(rng.randint(2**31 - 1))
-    n_subjects = cohort.n_subjects
-    if not 0 <= overlap <= 1:
-        raise ValueError(f"overlap must be in [0, 1], got {overlap}")
-    if n_sources < 1:
-        raise ValueError(f"n_sources must be >= 1, got {n_sources}")
-    if snr <= 0:
-        raise ValueError(f"snr must be > 0, got {snr}")
-    ch_types = set(cohort.info[0].get_channel_types())
-    if snr_ch_type is not None and snr_ch_type not in ch_types:
-        raise ValueError(
-            f"snr_ch_type must be None or one of {sorted(ch_types)}, got "
-            f"{snr_ch_type!r}"
-        )
-    if hemi not in ("lh", "rh", "both"):
-        raise ValueError(f"hemi must be 'lh', 'rh' or 'both', got {hemi!r}")
+    _check_params(cohort, n_sources, overlap, snr, snr_ch_type, hemi)
     sfreq = cohort.info[0]["sfreq"]
-    times = tmin + np.arange(int(round((tmax - tmin) * sfreq)) + 1) / sfreq
-    if not times[0] <= peak_time <= times[-1]:
-        raise ValueError(f"peak_time={peak_time} is outside [tmin, tmax]")
-    peak_time = times[np.argmin(np.abs(times - peak_time))]
-    tstep = 1.0 / sfreq
-    waveform = np.exp(-0.5 * ((times - peak_time) / WAVEFORM_WIDTH) ** 2)
-    waveform /= waveform.max()
-
-    regions, centers = _draw_regions(cohort, n_sources, region_radius, hemi, rng)
-    n_shared = int(round(overlap * n_subjects))
-    shared = np.zeros(n_subjects, bool)
-    shared[rng.choice(n_subjects, n_shared, replace=False)] = True
-    common = np.array([rng.choice(region) for region in regions])
-    signs = rng.choice([-1.0, 1.0], n_sources)
-    n_total = sum(s["nuse"] for s in cohort.src_ref)
-    coef = np.zeros((n_subjects, n_total))
-    for s in range(n_subjects):
-        where = common if shared[s] else [rng.choice(region) for region in regions]
-        coef[s, where] = signs * rng.uniform(*amplitude, n_sources)
-
+    times, peak_time, waveform = _time_course(sfreq, tmin, tmax, peak_time)
+    truth = _draw_truth(cohort, n_sources, overlap, amplitude, hemi, region_radius, rng)
+    n_subjects = cohort.n_subjects
     lead = int(rng.integers(n_subjects)) if same_leadfield else None
     owners = [lead if same_leadfield else s for s in range(n_subjects)]
     logger.info(
         f"Simulating {n_subjects} subjects, {n_sources} regions ({hemi}), "
-        f"{n_shared} with shared locations, SNR {snr}"
+        f"{truth.shared.sum()} with shared locations, SNR {snr}"
     )
-    signals, whiteners, colorers, orders = [], [], [], {}
-    for s, owner in enumerate(owners):
-        if owner not in orders:
-            orders[owner] = _aligned_order(
-                cohort.src_ref,
-                cohort.src[owner],
-                cohort.subject_ref,
-                cohort.subjects[owner],
-                cohort.subjects_dir,
-            )
-            orders[(owner, "gain")] = _fixed_gain(cohort.forwards[owner], orders[owner])
-            info = cohort.info[owner]
-            *_, colorer = compute_whitener(
-                cohort.noise_covs[owner], info, return_colorer=True, verbose=False
-            )
-            # the whitener of the SNR channels alone: the noise drawn on all
-            # channels is white there too (any subset of a Gaussian is)
-            types = np.array(info.get_channel_types())
-            in_snr = types == snr_ch_type if snr_ch_type else np.ones(len(types), bool)
-            picks = np.flatnonzero(in_snr)
-            W, _ = compute_whitener(
-                cohort.noise_covs[owner],
-                info,
-                picks=picks,
-                pca=True,  # rank rows: every row is a whitened dimension
-                verbose=False,
-            )
-            orders[(owner, "white")] = (W, picks, colorer)
-        signals.append(orders[(owner, "gain")] @ coef[s])
-        W, picks, colorer = orders[(owner, "white")]
-        whiteners.append((W, picks))
-        colorers.append(colorer)
+    # one leadfield per subject whose leadfield is used
+    leadfields = {o: _leadfield(cohort, o, snr_ch_type) for o in dict.fromkeys(owners)}
+    signals = [leadfields[o].gain @ c for o, c in zip(owners, truth.coef, strict=True)]
     # root mean square of the whitened signal over the whitened dimensions
     white_rms = [
-        np.linalg.norm(W @ b[picks]) / np.sqrt(len(W))
-        for (W, picks), b in zip(whiteners, signals, strict=True)
+        np.linalg.norm(leadfields[o].whiten(b)) / np.sqrt(len(leadfields[o].whitener))
+        for o, b in zip(owners, signals, strict=True)
     ]
     sigma = float(np.mean(white_rms) / snr)
+    noise, sigma_hat = _draw_noise(cohort, owners, leadfields, sigma, len(times), rng)
 
-    evokeds, stcs, stcs_tpl = [], [], []
-    noise_power, noise_dims = 0.0, 0
+    evokeds, stcs, stcs_template = [], [], []
     for s, owner in enumerate(owners):
-        info = cohort.info[owner]
-        noise = (
-            sigma
-            * colorers[s]
-            @ rng.standard_normal((len(info["ch_names"]), len(times)))
-        )
-        W, picks = whiteners[s]
-        noise_power += np.sum((W @ noise[picks]) ** 2)
-        noise_dims += len(W) * len(times)
-        data = np.outer(signals[s], waveform) + noise
         evokeds.append(
             EvokedArray(
-                data,
-                info,
+                np.outer(signals[s], waveform) + noise[s],
+                cohort.info[owner],
                 tmin=times[0],
                 nave=1,
                 comment=f"simulated {s}",
                 verbose=False,
             )
         )
-        src = cohort.forwards[owner]["src"]
-        sub = np.zeros((n_total, len(times)))
-        sub[orders[owner]] = np.outer(coef[s], waveform)
-        stcs.append(_stc(sub, src, times[0], tstep, cohort.subjects[owner]))
-        stcs_tpl.append(
-            _stc(
-                np.outer(coef[s], waveform),
-                cohort.src_ref,
-                times[0],
-                tstep,
-                cohort.subject_ref,
-            )
+        stc, stc_template = _truth_stcs(
+            cohort,
+            owner,
+            leadfields[owner],
+            np.outer(truth.coef[s], waveform),
+            times[0],
+            1.0 / sfreq,
         )
-    measured = float(np.mean(white_rms) / np.sqrt(noise_power / noise_dims))
+        stcs.append(stc)
+        stcs_template.append(stc_template)
     return GroupSimulation(
         evokeds=evokeds,
         forwards=[cohort.forwards[o] for o in owners],
         noise_covs=[cohort.noise_covs[o] for o in owners],
         stcs=stcs,
-        stcs_template=stcs_tpl,
-        coef=coef,
-        regions=regions,
-        centers=centers,
-        shared=shared,
-        signs=signs,
+        stcs_template=stcs_template,
+        coef=truth.coef,
+        regions=truth.regions,
+        centers=truth.centers,
+        shared=truth.shared,
+        signs=truth.signs,
         sigma=sigma,
-        snr=measured,
+        snr=float(np.mean(white_rms) / sigma_hat),
         peak_time=float(peak_time),
         leadfield_subject=lead,
     )

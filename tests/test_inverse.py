@@ -533,3 +533,14 @@ def test_align_forwards(cohort_meg, sim_meg):
             subjects_dir=subjects_dir,
         )
     assert stcs[0].data.shape == (out["nsource"], 1)
+
+
+def test_apply_mwe_has_the_parameters_of_apply_group_inverse():
+    """apply_mwe passes all its arguments on: the same parameters but method."""
+    import inspect
+
+    shortcut = inspect.signature(apply_mwe).parameters
+    full = inspect.signature(apply_group_inverse).parameters
+    assert list(shortcut) == [name for name in full if name != "method"]
+    for name, param in shortcut.items():
+        assert param.kind == full[name].kind

@@ -70,6 +70,67 @@ class _Design:
         return np.array(rows)
 
 
+@dataclass(frozen=True)
+class _ChunkFit:
+    """The fit of one block of voxels.
+
+    Attributes
+    ----------
+    coefs : ndarray, shape (n_basis, n_voxels) | (n_basis, n_conditions, n_voxels)
+        The HRFs in basis coefficients (one per condition in ``"glm"`` mode).
+    betas : ndarray, shape (n_regressors, n_voxels)
+        The amplitudes.
+    scores : ndarray, shape (n_voxels,)
+        The fraction of the variance explained.
+    converged : ndarray of bool, shape (n_voxels,)
+        Which voxels converged.
+    n_iter : int
+        The most iterations of a solver call (0 in ``"glm"`` mode).
+    """
+
+    coefs: np.ndarray
+    betas: np.ndarray
+    scores: np.ndarray
+    converged: np.ndarray
+    n_iter: int
+
+
+def _fit_glm(G, xty, yty, d, B, ref):
+    """Fit one free HRF per condition by least squares (``"glm"`` mode).
+
+    Each HRF is normalised and signed as the rank-1 HRFs are, its norm and
+    sign going to the amplitude.
+    """
+    n_vox = xty.shape[1]
+    W = np.linalg.lstsq(G, xty, rcond=None)[0]
+    rss = yty - 2 * (xty * W).sum(0) + (W * (G @ W)).sum(0)
+    W = W.reshape(-1, d, n_vox).transpose(1, 0, 2)  # (d, k, voxels)
+    sampled = np.einsum("tb,bkv->tkv", B, W)
+    norm = np.linalg.norm(sampled, axis=0)
+    sign = np.where(np.einsum("tkv,t->kv", sampled, B @ ref) < 0, -1.0, 1.0)
+    scale = sign / np.where(norm > 0, norm, 1.0)
+    converged = np.ones(n_vox, bool)
+    return _ChunkFit(W * scale, sign * norm, _explained(rss, yty), converged, 0)
+
+
+def _fit_trials(G, xty, yty, d, S, trials, solve):
+    """Fit the condition-level HRF, then each trial from it (``"r1glms"`` mode)."""
+    n_events, n_vox = len(S), xty.shape[1]
+    xty_e = xty.reshape(n_events, d, n_vox)
+    xty_c = np.einsum("mdv,mk->kdv", xty_e, S)
+    res = rank_one_solver(G, xty_c.reshape(-1, n_vox), yty, d, **solve)
+    betas = np.empty((n_events, n_vox))
+    converged, n_iter = res.converged.copy(), res.n_iter
+    for t, (L, G_t) in enumerate(trials):
+        aug = np.concatenate([xty_e[t : t + 1], xty_c])
+        xty_t = np.einsum("jr,rdv->jdv", L, aug).reshape(-1, n_vox)
+        res_t = rank_one_solver(G_t, xty_t, yty, d, hrf_init=res.hrf, **solve)
+        betas[t] = res_t.betas[0]
+        converged &= res_t.converged
+        n_iter = max(n_iter, res_t.n_iter)
+    return _ChunkFit(res.hrf, betas, _explained(res.objective, yty), converged, n_iter)
+
+
 def _gram(Xs):
     return sum(x.T @ x for x in Xs)
 
@@ -404,15 +465,13 @@ class RankOneGLM(_BaseEstimator):
         self.hrf_coefs_ = np.zeros(shape)
         self.betas_ = np.zeros((len(self.regressor_names_), n_vox))
         self.scores_ = np.zeros(n_vox)
-        self.n_iter_ = max((o[4] for o in outs), default=0)
+        self.n_iter_ = max((out.n_iter for out in outs), default=0)
         n_bad = 0
-        for cols, (coefs, betas, scores, converged, _) in zip(
-            chunks, outs, strict=True
-        ):
-            self.hrf_coefs_[..., cols] = coefs
-            self.betas_[:, cols] = betas
-            self.scores_[cols] = scores
-            n_bad += int((~converged).sum())
+        for cols, out in zip(chunks, outs, strict=True):
+            self.hrf_coefs_[..., cols] = out.coefs
+            self.betas_[:, cols] = out.betas
+            self.scores_[cols] = out.scores
+            n_bad += int((~out.converged).sum())
         self.hrfs_ = np.einsum("tb,b...->t...", B, self.hrf_coefs_)
         if n_bad:
             warnings.warn(
@@ -423,42 +482,20 @@ class RankOneGLM(_BaseEstimator):
             )
 
     def _fit_chunk(self, cols, G, Xs, Q, data, d, B, ref, trials, S):
-        """Fit the voxels ``cols``: coefs, betas, scores, converged, n_iter."""
+        """Fit the voxels ``cols`` (a :class:`_ChunkFit`)."""
         xty, yty = 0.0, 0.0
         for X, q, Y in zip(Xs, Q, data, strict=True):
             Yc = Y[:, cols]
             xty = xty + X.T @ Yc
             yty = yty + (project_out(q, Yc) ** 2).sum(axis=0)
-        solve = dict(basis_values=B, hrf_ref=ref, tol=self.tol, max_iter=self.max_iter)
         if self.mode == "glm":
-            W = np.linalg.lstsq(G, xty, rcond=None)[0]
-            rss = yty - 2 * (xty * W).sum(0) + (W * (G @ W)).sum(0)
-            W = W.reshape(-1, d, len(cols)).transpose(1, 0, 2)  # (d, k, voxels)
-            sampled = np.einsum("tb,bkv->tkv", B, W)
-            norm = np.linalg.norm(sampled, axis=0)
-            sign = np.where(np.einsum("tkv,t->kv", sampled, B @ ref) < 0, -1.0, 1.0)
-            scale = sign / np.where(norm > 0, norm, 1.0)
-            converged = np.ones(len(cols), bool)
-            return W * scale, sign * norm, _explained(rss, yty), converged, 0
-        if trials is None:
-            res = rank_one_solver(G, xty, yty, d, **solve)
-            score = _explained(res.objective, yty)
-            return res.hrf, res.betas, score, res.converged, res.n_iter
-        # r1glms: the condition-level fit, then one fit per trial from it
-        n_events, n_vox = len(S), len(cols)
-        xty_e = xty.reshape(n_events, d, n_vox)
-        xty_c = np.einsum("mdv,mk->kdv", xty_e, S)
-        res = rank_one_solver(G, xty_c.reshape(-1, n_vox), yty, d, **solve)
-        betas = np.empty((n_events, n_vox))
-        converged, n_iter = res.converged.copy(), res.n_iter
-        for t, (L, G_t) in enumerate(trials):
-            aug = np.concatenate([xty_e[t : t + 1], xty_c])
-            xty_t = np.einsum("jr,rdv->jdv", L, aug).reshape(-1, n_vox)
-            res_t = rank_one_solver(G_t, xty_t, yty, d, hrf_init=res.hrf, **solve)
-            betas[t] = res_t.betas[0]
-            converged &= res_t.converged
-            n_iter = max(n_iter, res_t.n_iter)
-        return res.hrf, betas, _explained(res.objective, yty), converged, n_iter
+            return _fit_glm(G, xty, yty, d, B, ref)
+        solve = dict(basis_values=B, hrf_ref=ref, tol=self.tol, max_iter=self.max_iter)
+        if self.mode == "r1glms":
+            return _fit_trials(G, xty, yty, d, S, trials, solve)
+        res = rank_one_solver(G, xty, yty, d, **solve)
+        score = _explained(res.objective, yty)
+        return _ChunkFit(res.hrf, res.betas, score, res.converged, res.n_iter)
 
     # ------------------------------------------------------------ outputs
     def _check_fitted(self):

@@ -23,14 +23,87 @@ from ._gain import (
 
 __all__ = ["GroupInverseResult", "apply_group_inverse", "apply_mwe"]
 
-# method -> (estimator, fixed parameters, takes beta, has a barycenter)
+
+@dataclass(frozen=True)
+class _Method:
+    """A model of :func:`apply_group_inverse`: its estimator and parameters.
+
+    Attributes
+    ----------
+    name : str
+        The ``method`` that selects it.
+    estimator : type
+        The estimator class of :mod:`mne_wasserstein.solvers`.
+    fixed : dict
+        The estimator parameters that the method sets (``solver_params``
+        cannot change them).
+    takes_beta : bool
+        Whether ``beta`` is a parameter of the model (else it must be
+        ``None`` or 0).
+    transport : bool
+        Whether the model couples the subjects by optimal transport: its
+        estimator takes the ground metric (first argument) and ``n_jobs``,
+        and estimates a barycenter (``barycenter_``).
+    """
+
+    name: str
+    estimator: type
+    fixed: dict = field(default_factory=dict)
+    takes_beta: bool = False
+    transport: bool = False
+
+    def estimator_params(self, alpha, beta, solver_params):
+        """Check and gather the estimator's parameters (but the ground metric).
+
+        Parameters
+        ----------
+        alpha, beta : float | None
+            The arguments of :func:`apply_group_inverse`.
+        solver_params : dict
+            The other parameters of the estimator.
+
+        Returns
+        -------
+        params : dict
+            The keyword arguments of the estimator.
+        """
+        params = dict(alpha=alpha, **self.fixed)
+        if self.takes_beta:
+            if beta is not None:
+                params["beta"] = beta
+        elif beta not in (None, 0):
+            raise ValueError(f"method={self.name!r} has no beta (got beta={beta})")
+        valid = set(inspect.signature(self.estimator).parameters)
+        valid -= set(params) | {"ground_metric"}
+        unknown = set(solver_params) - valid
+        if unknown:
+            raise ValueError(
+                f"solver_params of method={self.name!r} must be among "
+                f"{sorted(valid)}, got {sorted(unknown)}"
+            )
+        return {**params, **solver_params}
+
+    def make_estimator(self, params, ground_metric, n_jobs):
+        """Return the unfitted estimator.
+
+        ``ground_metric`` and ``n_jobs`` serve the transport models only;
+        an ``n_jobs`` in ``params`` (from ``solver_params``) wins.
+        """
+        if self.transport:
+            return self.estimator(ground_metric, **{"n_jobs": n_jobs, **params})
+        return self.estimator(**params)
+
+
 _METHODS = {
-    "mwe": (MWE, {}, True, True),
-    "mtw": (MTW, {}, True, True),
-    "grouplasso": (GroupLasso, {}, False, False),
-    "dirty": (DirtyModel, {}, True, False),
-    "lasso": (IndependentLasso, {"q": 1}, False, False),
-    "relasso": (IndependentLasso, {"q": 0.5}, False, False),
+    method.name: method
+    for method in (
+        _Method("mwe", MWE, takes_beta=True, transport=True),
+        _Method("mtw", MTW, takes_beta=True, transport=True),
+        _Method("grouplasso", GroupLasso),
+        _Method("dirty", DirtyModel, takes_beta=True),
+        _Method("lasso", IndependentLasso, fixed={"q": 1}),
+        _Method("relasso", IndependentLasso, fixed={"q": 0.5}),
+    )
 }
 
 # the user-facing barycenter (see GroupInverseResult.stc_bar): recomputed
@@ -280,26 +353,6 @@ def _gfp_peak(y, window):
     return window[[np.argmax(np.sum(y[:, window] ** 2, axis=0))]]
 
 
-def _estimator_params(method, alpha, beta, solver_params):
-    """Check and gather the estimator's parameters (but the ground metric)."""
-    cls, fixed, takes_beta, _ = _METHODS[method]
-    params = dict(alpha=alpha, **fixed)
-    if takes_beta:
-        if beta is not None:
-            params["beta"] = beta
-    elif beta not in (None, 0):
-        raise ValueError(f"method={method!r} has no beta (got beta={beta})")
-    valid = set(inspect.signature(cls).parameters) - set(params) - {"ground_metric"}
-    unknown = set(solver_params) - valid
-    if unknown:
-        raise ValueError(
-            f"solver_params of method={method!r} must be among {sorted(valid)}, "
-            f"got {sorted(unknown)}"
-        )
-    params.update(solver_params)
-    return params
-
-
 def _stc(data, src, order, tmin, tstep, subject):
     """Build a SourceEstimate on ``src`` from rows in reference order."""
     data = data if data.ndim == 2 else data[:, np.newaxis]
@@ -430,9 +483,9 @@ def _barycenter_stc(bary, problem, src_ref, times, all_times):
     )
 
 
-def _noise_levels(est, method, X, Y, coef):
+def _noise_levels(est, X, Y, coef):
     """Return MWE's noise levels, else the rms of the whitened residual (S, T)."""
-    if method == "mwe" and est.concomitant:
+    if getattr(est, "concomitant", False):
         sigma = np.asarray(est.sigma_)
         return sigma if sigma.ndim == 2 else sigma[:, np.newaxis]
     return np.array(
@@ -441,6 +494,281 @@ def _noise_levels(est, method, X, Y, coef):
             / np.sqrt(len(x))
             for x, y, c in zip(X, Y, coef, strict=True)
         ]
+    )
+
+
+def _fitted_params(est, depth):
+    """Return the hyperparameters used: the estimator's and ``depth``."""
+    params = {k: v for k, v in est.get_params().items() if k != "ground_metric"}
+    for name in ("epsilon_", "gamma_"):
+        if hasattr(est, name):
+            params[name] = getattr(est, name)
+    params["depth"] = depth
+    return params
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The checked arguments of one :func:`apply_group_inverse` call.
+
+    Attributes
+    ----------
+    method : _Method
+        The model.
+    params : dict
+        The estimator's parameters (but the ground metric).
+    evokeds, forwards, noise_covs : list
+        One of each per subject.
+    subjects : list of str
+        The subject of each forward.
+    labels : list of str
+        ``"k (subject)"``: how messages name subject ``k``.
+    ch_names : list of list of str
+        Per subject, the channels used.
+    samples : list of ndarray of int
+        Per subject, the sample of ``time`` (a float), or the samples of the
+        window (``time`` None or ``"all"``).
+    time : None | float | "all"
+        The ``time`` argument.
+    depth : dict | None
+        The keyword arguments of the depth prior.
+    """
+
+    method: _Method
+    params: dict
+    evokeds: list
+    forwards: list
+    noise_covs: list
+    subjects: list
+    labels: list
+    ch_names: list
+    samples: list
+    time: object
+    depth: object
+
+
+def _check_options(method, loose, pick_ori, solver_params):
+    """Check the options that do not depend on the data; return the model."""
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
+    if loose not in (0, 0.0) or isinstance(loose, bool):
+        raise ValueError(
+            f"only loose=0 (fixed orientation, normal to the cortex) is supported, "
+            f"got {loose!r}"
+        )
+    if pick_ori not in (None, "normal"):
+        raise ValueError(
+            f"pick_ori must be None or 'normal' (fixed orientation), got {pick_ori!r}"
+        )
+    if not isinstance(solver_params, dict):
+        raise TypeError(f"solver_params must be a dict, got {type(solver_params)}")
+    return _METHODS[method]
+
+
+def _validate(
+    evokeds,
+    forwards,
+    noise_cov,
+    *,
+    method,
+    alpha,
+    beta,
+    solver_params,
+    depth,
+    loose,
+    pick_ori,
+    time,
+    tmin,
+    tmax,
+):
+    """Check everything that needs only the inputs, before any work (step 1).
+
+    Returns
+    -------
+    request : _Request
+        The checked arguments.
+    """
+    evokeds = _check_evokeds(evokeds)
+    forwards = _check_forwards(forwards)
+    if len(evokeds) != len(forwards):
+        raise ValueError(
+            f"Got {len(evokeds)} evokeds and {len(forwards)} forwards: one of each "
+            "per subject is needed"
+        )
+    if len(evokeds) == 0:
+        raise ValueError("evokeds is empty")
+    solver_params = {} if solver_params is None else solver_params
+    model = _check_options(method, loose, pick_ori, solver_params)
+    _check_time(time, tmin, tmax)
+    depth = _check_depth(depth)
+    noise_covs = _check_covs(noise_cov, evokeds)
+    params = model.estimator_params(alpha, beta, solver_params)
+    for fwd in forwards:
+        _check_surface_src(fwd["src"], "The forward's source space")
+    subjects = [fwd["src"][0]["subject_his_id"] for fwd in forwards]
+    labels = [f"{k} ({name})" for k, name in enumerate(subjects)]
+    ch_names = [
+        _check_data(*args)
+        for args in zip(evokeds, forwards, noise_covs, labels, strict=True)
+    ]
+    return _Request(
+        method=model,
+        params=params,
+        evokeds=evokeds,
+        forwards=forwards,
+        noise_covs=noise_covs,
+        subjects=subjects,
+        labels=labels,
+        ch_names=ch_names,
+        samples=_time_indices(evokeds, time, tmin, tmax, labels),
+        time=time,
+        depth=depth,
+    )
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """The arrays of one fit, and what maps its sources back to MNE objects.
+
+    Attributes
+    ----------
+    group : GroupProblem
+        The whitened, depth-weighted and scaled gains and data (all times).
+    Y : list of ndarray, shape (n_s,) | (n_s, n_times)
+        Per subject, the whitened data fitted.
+    samples : list of ndarray of int
+        Per subject, the samples fitted.
+    src_ref : SourceSpaces
+        The reference (common) source space.
+    subjects_dir : Path | None
+        The subjects folder (``None`` without ``src_ref``).
+    srcs : list of SourceSpaces
+        Per subject, the aligned source space.
+    orders : list of ndarray of int
+        Per subject, the source of ``srcs[s]`` of each reference source.
+    """
+
+    group: object
+    Y: list
+    samples: list
+    src_ref: object
+    subjects_dir: object
+    srcs: list
+    orders: list
+
+
+def _build_problem(request, src_ref, subjects_dir):
+    """Align the forwards on the common source space, build the arrays (step 2).
+
+    Returns
+    -------
+    problem : _Problem
+        The arrays fitted and the aligned source spaces.
+    """
+    if src_ref is None:
+        src_ref = _common_src(request.forwards)
+        aligned = [(fwd, np.arange(fwd["nsource"])) for fwd in request.forwards]
+    else:
+        _check_surface_src(src_ref, "src_ref")
+        subjects_dir = get_subjects_dir(subjects_dir, raise_error=True)
+        aligned = [_align_one(fwd, src_ref, subjects_dir) for fwd in request.forwards]
+    forwards = [fwd for fwd, _ in aligned]
+    orders = [order for _, order in aligned]
+    group = _prepare_group(
+        request.evokeds,
+        forwards,
+        request.noise_covs,
+        orders,
+        request.ch_names,
+        request.depth,
+        request.labels,
+    )
+    samples = request.samples
+    if request.time is None:
+        samples = [_gfp_peak(y, k) for y, k in zip(group.Y, samples, strict=True)]
+    Y = [
+        y[:, k] if request.time == "all" else y[:, k[0]]
+        for y, k in zip(group.Y, samples, strict=True)
+    ]
+    return _Problem(
+        group=group,
+        Y=Y,
+        samples=samples,
+        src_ref=src_ref,
+        subjects_dir=subjects_dir,
+        srcs=[fwd["src"] for fwd in forwards],
+        orders=orders,
+    )
+
+
+def _fit(request, problem, ground_metric, n_jobs):
+    """Build the model's estimator and fit it on the arrays."""
+    n_sources = problem.group.X[0].shape[1]
+    if request.method.transport:
+        ground_metric = _resolve_ground_metric(
+            ground_metric, problem.src_ref, problem.subjects_dir, n_sources
+        )
+    est = request.method.make_estimator(request.params, ground_metric, n_jobs)
+    logger.info(
+        f"Fitting {type(est).__name__} on {len(problem.Y)} subjects, "
+        f"{n_sources} sources, "
+        f"{len(problem.samples[0]) if request.time == 'all' else 1} time sample(s)"
+    )
+    est.fit(problem.group.X, problem.Y)
+    return est
+
+
+def _build_result(request, problem, est, return_barycenter):
+    """Bring the fitted sources back to MNE objects, in A*m (step 3).
+
+    Returns
+    -------
+    result : GroupInverseResult
+        The sources and the diagnostics of the fit.
+    """
+    group, all_times = problem.group, request.time == "all"
+    coef = est.coef_ if est.coef_.ndim == 3 else est.coef_[:, :, np.newaxis]
+    amps = coef * group.source_std[:, :, np.newaxis]
+    stcs = [
+        _stc(
+            amps[s],
+            problem.srcs[s],
+            problem.orders[s],
+            group.times[s][k[0]],
+            1.0 / group.sfreq[s],
+            request.subjects[s],
+        )
+        for s, k in enumerate(problem.samples)
+    ]
+    times = (
+        group.times[0][problem.samples[0]]
+        if all_times
+        else np.array(
+            [t[k[0]] for t, k in zip(group.times, problem.samples, strict=True)]
+        )
+    )
+    stc_bar = stc_bar_raw = None
+    if return_barycenter and request.method.transport:
+        stc_bar, stc_bar_raw = (
+            _barycenter_stc(b, group, problem.src_ref, times, all_times)
+            for b in (_sharp_barycenter(est, group.X, problem.Y), est.barycenter_)
+        )
+    sigma = _noise_levels(est, group.X, problem.Y, coef)
+    return GroupInverseResult(
+        stcs=stcs,
+        stc_bar=stc_bar,
+        stc_bar_raw=stc_bar_raw,
+        coef=amps if all_times else amps[:, :, 0],
+        method=request.method.name,
+        params=_fitted_params(est, request.depth),
+        times=times,
+        ch_names=group.ch_names,
+        rank=np.array([len(x) for x in group.X]),
+        sigma=sigma if all_times else sigma[:, 0],
+        n_iter=est.n_iter_,
+        objective=getattr(est, "objective_", None),
+        alpha_max=est.alpha_max_ if hasattr(est, "alpha_max_") else None,
+        estimator=est,
     )
 
 
@@ -502,130 +830,24 @@ def apply_group_inverse(
     -----
     %(group_inverse_notes)s
     """
-    evokeds = _check_evokeds(evokeds)
-    forwards = _check_forwards(forwards)
-    if len(evokeds) != len(forwards):
-        raise ValueError(
-            f"Got {len(evokeds)} evokeds and {len(forwards)} forwards: one of each "
-            "per subject is needed"
-        )
-    if len(evokeds) == 0:
-        raise ValueError("evokeds is empty")
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
-    if loose not in (0, 0.0) or isinstance(loose, bool):
-        raise ValueError(
-            f"only loose=0 (fixed orientation, normal to the cortex) is supported, "
-            f"got {loose!r}"
-        )
-    if pick_ori not in (None, "normal"):
-        raise ValueError(
-            f"pick_ori must be None or 'normal' (fixed orientation), got {pick_ori!r}"
-        )
-    if solver_params is None:
-        solver_params = {}
-    if not isinstance(solver_params, dict):
-        raise TypeError(f"solver_params must be a dict, got {type(solver_params)}")
-    _check_time(time, tmin, tmax)
-    depth = _check_depth(depth)
-    noise_covs = _check_covs(noise_cov, evokeds)
-    params = _estimator_params(method, alpha, beta, solver_params)
-    for fwd in forwards:
-        _check_surface_src(fwd["src"], "The forward's source space")
-    subjects = [fwd["src"][0]["subject_his_id"] for fwd in forwards]
-    labels = [f"{k} ({name})" for k, name in enumerate(subjects)]
-    # everything that needs only the inputs is checked before the work
-    ch_names = [
-        _check_data(*args)
-        for args in zip(evokeds, forwards, noise_covs, labels, strict=True)
-    ]
-    idx = _time_indices(evokeds, time, tmin, tmax, labels)
-
-    # 1. the common source space
-    if src_ref is None:
-        src_ref = _common_src(forwards)
-        aligned = [(fwd, np.arange(fwd["nsource"])) for fwd in forwards]
-    else:
-        _check_surface_src(src_ref, "src_ref")
-        subjects_dir = get_subjects_dir(subjects_dir, raise_error=True)
-        aligned = [_align_one(fwd, src_ref, subjects_dir) for fwd in forwards]
-
-    # 2. the arrays
-    problem = _prepare_group(
+    request = _validate(
         evokeds,
-        [fwd for fwd, _ in aligned],
-        noise_covs,
-        [order for _, order in aligned],
-        ch_names,
-        depth,
-        labels,
-    )
-    if time is None:
-        idx = [_gfp_peak(y, k) for y, k in zip(problem.Y, idx, strict=True)]
-    Y = [
-        y[:, k] if time == "all" else y[:, k[0]]
-        for y, k in zip(problem.Y, idx, strict=True)
-    ]
-
-    # 3. the solver
-    cls = _METHODS[method][0]
-    if method in ("mwe", "mtw"):
-        ground_metric = _resolve_ground_metric(
-            ground_metric, src_ref, subjects_dir, problem.X[0].shape[1]
-        )
-        est = cls(ground_metric, **{"n_jobs": n_jobs, **params})
-    else:
-        est = cls(**params)
-    logger.info(
-        f"Fitting {type(est).__name__} on {len(evokeds)} subjects, "
-        f"{problem.X[0].shape[1]} sources, "
-        f"{len(idx[0]) if time == 'all' else 1} time sample(s)"
-    )
-    est.fit(problem.X, Y)
-
-    # 4. back to MNE objects, in A*m
-    coef = est.coef_ if est.coef_.ndim == 3 else est.coef_[:, :, np.newaxis]
-    amps = coef * problem.source_std[:, :, np.newaxis]
-    stcs = []
-    for s, ((fwd, order), k) in enumerate(zip(aligned, idx, strict=True)):
-        tmin_s = problem.times[s][k[0]]
-        tstep = 1.0 / problem.sfreq[s]
-        stcs.append(_stc(amps[s], fwd["src"], order, tmin_s, tstep, subjects[s]))
-    sel_times = (
-        problem.times[0][idx[0]]
-        if time == "all"
-        else np.array([t[k[0]] for t, k in zip(problem.times, idx, strict=True)])
-    )
-    stc_bar = stc_bar_raw = None
-    if return_barycenter and _METHODS[method][3]:
-        stc_bar, stc_bar_raw = (
-            _barycenter_stc(b, problem, src_ref, sel_times, time == "all")
-            for b in (_sharp_barycenter(est, problem.X, Y), est.barycenter_)
-        )
-    sigma = _noise_levels(est, method, problem.X, Y, coef)
-    if time != "all":
-        sigma = sigma[:, 0]
-    params = {k: v for k, v in est.get_params().items() if k != "ground_metric"}
-    for name in ("epsilon_", "gamma_"):
-        if hasattr(est, name):
-            params[name] = getattr(est, name)
-    params["depth"] = depth
-    return GroupInverseResult(
-        stcs=stcs,
-        stc_bar=stc_bar,
-        stc_bar_raw=stc_bar_raw,
-        coef=amps if time == "all" else amps[:, :, 0],
+        forwards,
+        noise_cov,
         method=method,
-        params=params,
-        times=sel_times,
-        ch_names=problem.ch_names,
-        rank=np.array([len(x) for x in problem.X]),
-        sigma=sigma,
-        n_iter=est.n_iter_,
-        objective=getattr(est, "objective_", None),
-        alpha_max=est.alpha_max_ if hasattr(est, "alpha_max_") else None,
-        estimator=est,
+        alpha=alpha,
+        beta=beta,
+        solver_params=solver_params,
+        depth=depth,
+        loose=loose,
+        pick_ori=pick_ori,
+        time=time,
+        tmin=tmin,
+        tmax=tmax,
     )
+    problem = _build_problem(request, src_ref, subjects_dir)
+    est = _fit(request, problem, ground_metric, n_jobs)
+    return _build_result(request, problem, est, return_barycenter)
 
 
 @verbose
@@ -679,23 +901,5 @@ def apply_mwe(
     -----
     %(group_inverse_notes)s
     """
-    return apply_group_inverse(
-        evokeds,
-        forwards,
-        noise_cov,
-        method="mwe",
-        alpha=alpha,
-        beta=beta,
-        src_ref=src_ref,
-        subjects_dir=subjects_dir,
-        depth=depth,
-        loose=loose,
-        time=time,
-        tmin=tmin,
-        tmax=tmax,
-        pick_ori=pick_ori,
-        ground_metric=ground_metric,
-        solver_params=solver_params,
-        return_barycenter=return_barycenter,
-        n_jobs=n_jobs,
-    )
+    # the first statement: locals() holds the arguments, and only them
+    return apply_group_inverse(method="mwe", **locals())
