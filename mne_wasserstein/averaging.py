@@ -15,11 +15,16 @@ import numpy as np
 from mne import SourceEstimate, SourceSpaces, compute_source_morph
 from mne.utils import logger, verbose
 
+from ._validation import check_positive
 from ._warnings import ConvergenceWarning
 from .ground_metric import GroundMetric, compute_ground_metric
-from .ot import VirtualPointKernel, kantorovich_barycenter, unbalanced_barycenter
-from .ot._backend import asarray, to_numpy
-from .ot.kernels import _check_positive
+from .ot import (
+    VirtualPointKernel,
+    asarray,
+    kantorovich_barycenter,
+    to_numpy,
+    unbalanced_barycenter,
+)
 from .utils import fill_doc
 
 __all__ = ["kantorovich_mean", "wasserstein_barycenter"]
@@ -191,7 +196,7 @@ def _check_mass(mass, n_times):
 
 
 def _check_number(value, name, default):
-    return default if value is None else _check_positive(value, name)
+    return default if value is None else check_positive(value, name)
 
 
 def _check_iter(max_iter):

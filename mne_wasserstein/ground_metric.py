@@ -18,7 +18,7 @@ from ._geodesic import (
     _sampled_median,
     _sparse_geodesic_distances,
 )
-from .ot._metric import GroundMetric
+from .ot import GroundMetric
 from .utils import _cached, fill_doc, get_data_dir
 
 __all__ = ["GroundMetric", "compute_ground_metric"]

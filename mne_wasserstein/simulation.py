@@ -8,7 +8,7 @@ from mne.cov import compute_whitener
 from mne.utils import check_random_state, logger, verbose
 
 from ._geodesic import _geodesic_from, _mesh_graph
-from .inverse._align import _aligned_order
+from .inverse import aligned_order
 from .utils import fill_doc
 
 __all__ = ["GroupSimulation", "simulate_group_evokeds"]
@@ -252,7 +252,7 @@ def simulate_group_evokeds(
     signals, whiteners, colorers, orders = [], [], [], {}
     for s, owner in enumerate(owners):
         if owner not in orders:
-            orders[owner] = _aligned_order(
+            orders[owner] = aligned_order(
                 cohort.src_ref,
                 cohort.src[owner],
                 cohort.subject_ref,

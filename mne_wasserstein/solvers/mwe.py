@@ -12,8 +12,13 @@ import numpy as np
 
 from .._docs import fill_doc
 from .._logging import _use_log_level, logger
-from ..ot import GroundMetric, KernelOperator, make_kernel, unbalanced_barycenter
-from ..ot._backend import to_numpy
+from ..ot import (
+    GroundMetric,
+    KernelOperator,
+    make_kernel,
+    to_numpy,
+    unbalanced_barycenter,
+)
 from ._base import (
     _BaseEstimator,
     _check_alpha,
