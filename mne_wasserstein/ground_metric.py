@@ -13,13 +13,14 @@ from mne import read_surface
 from mne.utils import ProgressBar, get_subjects_dir, logger, verbose
 from scipy import sparse
 
+from ._cache import cached
 from ._geodesic import (
     _geodesic_distances,
     _sampled_median,
     _sparse_geodesic_distances,
 )
 from .ot import GroundMetric
-from .utils import _cached, fill_doc, get_data_dir
+from .utils import fill_doc, get_data_dir
 
 __all__ = ["GroundMetric", "compute_ground_metric"]
 
@@ -264,7 +265,7 @@ def compute_ground_metric(
                     rr, tris, vertno, max_distance, **kwargs
                 )
 
-        blocks.append(_cached(cache, compute, write, read))
+        blocks.append(cached(cache, compute, write, read))
         vertices.append(vertno)
         hemis.append(hemi)
         meshes.append((rr, tris, vertno))
@@ -287,7 +288,7 @@ def compute_ground_metric(
             )
 
         median = float(
-            _cached(
+            cached(
                 cache,
                 compute_median,
                 lambda f, d: np.save(f, d, allow_pickle=False),
