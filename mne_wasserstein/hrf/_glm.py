@@ -2,17 +2,16 @@
 
 import re
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 from joblib import Parallel, delayed
-from mne.utils import ProgressBar, logger, use_log_level
 from threadpoolctl import threadpool_limits
 
 from .._docs import fill_doc
+from .._estimator import Estimator
+from .._logging import logger, use_log_level
 from .._warnings import ConvergenceWarning
-from ..solvers._base import _BaseEstimator
 from ._design import (
     BASES,
     _hrf_times,
@@ -28,10 +27,6 @@ from ._solver import rank_one_solver
 MODES = ("r1glm", "r1glms", "glm")
 _CHUNK = 2000  # voxels per solver call: the batched arrays stay in cache
 _FINE = 20  # samples per t_r for the peak latency and width maps
-
-
-def _log_level(verbose):
-    return nullcontext() if verbose is None else use_log_level(verbose)
 
 
 @dataclass
@@ -97,7 +92,7 @@ def _parse_expression(expr):
 
 
 @fill_doc
-class RankOneGLM(_BaseEstimator):
+class RankOneGLM(Estimator):
     """Voxel-wise HRF estimation with the Rank-1 GLM.
 
     Every voxel gets one HRF shared by all conditions and one amplitude per
@@ -326,7 +321,7 @@ class RankOneGLM(_BaseEstimator):
             The fitted estimator.
         """
         self._check_params()
-        with _log_level(self.verbose):
+        with use_log_level(self.verbose):
             runs = _load_runs(run_imgs, self.mask_img, self.t_r, frame_times)
             self.t_r_, self.masker_ = runs.t_r, runs.masker
             self.voxel_mask_ = runs.voxel_mask
@@ -353,6 +348,10 @@ class RankOneGLM(_BaseEstimator):
         return self
 
     def _fit_voxels(self, design, runs):
+        # MNE's progress bar; importing MNE also sets up the handler of the
+        # "mne" logger (hrf imports MNE only here)
+        from mne.utils import ProgressBar
+
         idx = np.flatnonzero(runs.voxel_mask)
         d = self._basis(0.0).shape[-1]
         Xc = design.regressors(design.condition_weights())
@@ -543,8 +542,7 @@ class RankOneGLM(_BaseEstimator):
             voxels left out of the fit or without variance).
         """
         self._check_fitted()
-        mask = self.masker_ if self.masker_ is not None else None
-        runs = _load_runs(run_imgs, mask, self.t_r_, frame_times)
+        runs = _load_runs(run_imgs, self.masker_, self.t_r_, frame_times)
         if runs.data[0].shape[1] != len(self.voxel_mask_):
             raise ValueError(
                 f"The runs have {runs.data[0].shape[1]} voxels, the model "

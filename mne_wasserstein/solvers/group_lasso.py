@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._docs import fill_doc
+from .._estimator import Estimator
 from ._base import (
-    _BaseEstimator,
     _check_alpha,
     _check_xy,
     _pad_designs,
@@ -197,7 +197,7 @@ def _fit_over_time(est, X, Y, solve):
 
 
 @fill_doc
-class GroupLasso(_BaseEstimator):
+class GroupLasso(Estimator):
     """Group Lasso across subjects (one l2 group per source).
 
     Solves ``min_x sum_s (1/2n_s)||y_s - X_s x_s||^2 + alpha lam_max

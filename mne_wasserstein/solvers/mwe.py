@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._docs import fill_doc
-from .._logging import _use_log_level, logger
+from .._estimator import Estimator as _BaseEstimator
+from .._logging import logger
+from .._logging import use_log_level as _use_log_level
 from ..ot import (
     GroundMetric,
     KernelOperator,
@@ -20,7 +22,6 @@ from ..ot import (
     unbalanced_barycenter,
 )
 from ._base import (
-    _BaseEstimator,
     _check_alpha,
     _check_xy,
     _l05_weights,
