@@ -1,6 +1,5 @@
 """The Rank-1 GLM estimator (Pedregosa et al., NeuroImage 2015)."""
 
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -74,21 +73,27 @@ def _explained(rss, tss):
     return np.where(tss > 0, 1 - rss / np.where(tss > 0, tss, 1.0), 0.0)
 
 
-_TERM = re.compile(r"\s*([+-])?\s*(?:(\d+\.?\d*|\.\d+)\s*\*\s*)?([A-Za-z_]\w*)\s*")
+def _expression_weights(expression, conditions):
+    """Return one weight per condition from a contrast such as ``"a - 0.5 * b"``.
 
+    The expression is read by nilearn's parser
+    (:func:`nilearn.glm.expression_to_contrast_vector`), as in nilearn's
+    ``compute_contrast``.
+    """
+    from nilearn.glm import expression_to_contrast_vector
 
-def _parse_expression(expr):
-    """{name: weight} of a linear expression such as 'a - 0.5 * b'."""
-    pos, weights = 0, {}
-    while pos < len(expr):
-        m = _TERM.match(expr, pos)
-        if m is None or m.end() == pos or (weights and not m.group(1)):
-            return None
-        sign = -1.0 if m.group(1) == "-" else 1.0
-        name = m.group(3)
-        weights[name] = weights.get(name, 0.0) + sign * float(m.group(2) or 1.0)
-        pos = m.end()
-    return weights or None
+    try:
+        return expression_to_contrast_vector(expression, conditions)
+    except ValueError as err:
+        if isinstance(err.__cause__, NameError):  # pandas' UndefinedVariableError
+            raise ValueError(
+                f"Unknown trial types in the contrast {expression!r} "
+                f"({err.__cause__}); the model knows {conditions}"
+            ) from None
+        raise ValueError(
+            f"Cannot read the contrast {expression!r}: use a condition name, an "
+            "expression like 'a - 2 * b', a dict or weights"
+        ) from err
 
 
 @fill_doc
@@ -564,15 +569,7 @@ class RankOneGLM(Estimator):
     def _contrast_weights(self, contrast_def):
         conds = self.conditions_
         if isinstance(contrast_def, str):
-            if contrast_def in conds:
-                return np.array([c == contrast_def for c in conds], float)
-            parsed = _parse_expression(contrast_def)
-            if parsed is None:
-                raise ValueError(
-                    f"Cannot read the contrast {contrast_def!r}: use a condition "
-                    "name, an expression like 'a - 2 * b', a dict or weights"
-                )
-            contrast_def = parsed
+            return _expression_weights(contrast_def, conds)
         if isinstance(contrast_def, dict):
             unknown = sorted(set(contrast_def) - set(conds))
             if unknown:
@@ -596,8 +593,10 @@ class RankOneGLM(Estimator):
         ----------
         contrast_def : str | dict | array
             A condition name, an expression such as ``"a - b"`` or
-            ``"0.5 * a + 0.5 * b"``, a dict ``{condition: weight}`` or one
-            weight per condition (``conditions_``).
+            ``"(a + b) / 2"`` (read by nilearn's parser,
+            :func:`nilearn.glm.expression_to_contrast_vector`), a dict
+            ``{condition: weight}`` or one weight per condition
+            (``conditions_``).
 
         Returns
         -------
