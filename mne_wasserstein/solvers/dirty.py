@@ -5,7 +5,7 @@ import numpy as np
 from .._docs import fill_doc
 from .._estimator import Estimator
 from ._base import _pad_designs
-from .group_lasso import _correlations, _fit_over_time, _multitask_solve
+from ._multitask import _correlations, _fit_over_time, _multitask_solve
 
 __all__ = ["DirtyModel", "dirty_alpha_max", "dirty_solver"]
 
