@@ -1,7 +1,8 @@
 """Input validation shared by every layer of the package.
 
 No dependency on MNE-Python: the MNE layer passes its classes (``Evoked``,
-``Forward``...) to :func:`check_list`, and the array-only layers use
+``Forward``...) to :func:`check_list` and its channel names to
+:func:`check_channel_names`, and the array-only layers use
 :func:`check_positive`. Each check raises a ``TypeError`` (wrong kind of
 object) or a ``ValueError`` (right kind, wrong value) that names the
 argument.
@@ -65,10 +66,36 @@ def check_list(items, name, kind, *, hint=""):
         raise TypeError(f"{expected}, got {type(items).__name__}") from None
     if not items:
         raise ValueError(f"{name} is empty: {expected}")
+    article = "an" if kind.__name__[0] in "AEIOU" else "a"
     for k, item in enumerate(items):
         if not isinstance(item, kind):
             raise TypeError(
-                f"{name}[{k}] must be a {kind.__name__}, got {type(item).__name__}"
-                f"{hint}"
+                f"{name}[{k}] must be {article} {kind.__name__}, got "
+                f"{type(item).__name__}{hint}"
             )
     return items
+
+
+def check_channel_names(names, expected, what, subject):
+    """Check that an object of a subject is on the channels of its data.
+
+    Parameters
+    ----------
+    names : list of str
+        The channels of the object, in its order.
+    expected : list of str
+        The data channels, in their order.
+    what : str
+        What the object is, for the error message (``"whitener"``).
+    subject : str | int
+        The subject, for the error message.
+    """
+    if list(names) != list(expected):
+        differ = [
+            f"{a!r} != {b!r}" for a, b in zip(names, expected, strict=False) if a != b
+        ]
+        raise ValueError(
+            f"Subject {subject}: the {what} has {len(names)} channels, the data "
+            f"{len(expected)}; they must be the same, in the same order"
+            + (f" (first difference: {differ[0]})" if differ else "")
+        )

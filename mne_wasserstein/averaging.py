@@ -15,7 +15,7 @@ import numpy as np
 from mne import SourceEstimate, SourceSpaces, compute_source_morph
 from mne.utils import logger, verbose
 
-from ._validation import check_positive
+from ._validation import check_list, check_positive
 from ._warnings import ConvergenceWarning
 from .ground_metric import GroundMetric, compute_ground_metric
 from .ot import (
@@ -49,23 +49,14 @@ class _Reference:
 
 
 def _check_stcs(stcs):
-    if isinstance(stcs, SourceEstimate):
-        raise TypeError("stcs must be a list of SourceEstimate, got one estimate")
-    try:
-        stcs = list(stcs)
-    except TypeError:
-        raise TypeError(
-            f"stcs must be a list of SourceEstimate, got {type(stcs).__name__}"
-        ) from None
-    if not stcs:
-        raise ValueError("stcs is empty: nothing to average")
+    """Return ``stcs`` as a list of surface source estimates on the same times."""
+    stcs = check_list(
+        stcs,
+        "stcs",
+        SourceEstimate,
+        hint="; for a VectorSourceEstimate use its magnitude()",
+    )
     for k, stc in enumerate(stcs):
-        if not isinstance(stc, SourceEstimate):
-            raise TypeError(
-                f"stcs[{k}] must be a (surface) SourceEstimate, got "
-                f"{type(stc).__name__}; for a VectorSourceEstimate use its "
-                f"magnitude()"
-            )
         if stc.shape[1] != stcs[0].shape[1] or not np.allclose(
             [stc.tmin, stc.tstep], [stcs[0].tmin, stcs[0].tstep]
         ):

@@ -16,6 +16,7 @@ from mne.utils import get_subjects_dir, logger, verbose
 from scipy.spatial import cKDTree
 
 from .._docs import fill_doc
+from .._validation import check_list
 
 __all__ = ["align_forwards", "aligned_order", "make_aligned_source_spaces"]
 
@@ -286,14 +287,8 @@ def align_forwards(forwards, src_ref, *, subjects_dir=None, verbose=None):
 
 
 def _check_forwards(forwards):
-    if isinstance(forwards, Forward) or not isinstance(forwards, (list, tuple)):
-        raise TypeError("forwards must be a list of Forward (one per subject)")
-    for k, fwd in enumerate(forwards):
-        if not isinstance(fwd, Forward):
-            raise TypeError(
-                f"forwards[{k}] must be a Forward, got {type(fwd).__name__}"
-            )
-    return list(forwards)
+    """Return ``forwards`` as a list of :class:`mne.Forward`, checked."""
+    return check_list(forwards, "forwards", Forward)
 
 
 def _align_one(fwd, src_ref, subjects_dir):
