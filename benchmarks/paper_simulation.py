@@ -124,7 +124,7 @@ from joblib import Parallel, delayed
 
 # data preparation from the MNE objects of a simulation: the gain in template
 # order, as the simulation builds it (gradiometers only, left hemisphere)
-from mne_wasserstein.inverse._align import _aligned_order
+from mne_wasserstein.inverse import aligned_order
 from mne_wasserstein.metrics import emd_per_source, localization_error, mse, pr_auc
 from mne_wasserstein.simulation import _fixed_gain
 from mne_wasserstein.solvers import (
@@ -290,7 +290,7 @@ def _prepare_subject(sim, s, cohort, grads, n_lh):
     """
     fwd = sim.forwards[s]
     subject = fwd["src"][0]["subject_his_id"]
-    order = _aligned_order(
+    order = aligned_order(
         cohort.src_ref, fwd["src"], cohort.subject_ref, subject, cohort.subjects_dir
     )
     rows = [fwd["sol"]["row_names"].index(name) for name in grads]

@@ -9,6 +9,7 @@ _LAZY = {
     "compute_ground_metric": "ground_metric",
     "GroupInverseResult": "inverse",
     "align_forwards": "inverse",
+    "aligned_order": "inverse",
     "apply_group_inverse": "inverse",
     "apply_mwe": "inverse",
     "make_aligned_source_spaces": "inverse",

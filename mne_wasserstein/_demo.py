@@ -13,8 +13,7 @@ from mne.utils import ProgressBar, logger, use_log_level, verbose
 from .__main__ import ORACLE_ALPHAS, REPORT_NAME, SPACINGS
 from .datasets import make_cohort
 from .ground_metric import compute_ground_metric
-from .inverse import apply_mwe
-from .inverse._align import _aligned_order
+from .inverse import aligned_order, apply_mwe
 from .metrics import localization_error
 from .simulation import simulate_group_evokeds
 from .viz import plot_barycenter, plot_group_sources
@@ -64,7 +63,7 @@ def _irmxne_lh(sim, s, cohort, alpha):
 
 def _template_order(sim, s, cohort):
     """Subject ``s``'s lh sources in template order."""
-    return _aligned_order(
+    return aligned_order(
         cohort.src_ref[:1],
         sim.forwards[s]["src"][:1],
         cohort.subject_ref,

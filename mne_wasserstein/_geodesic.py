@@ -4,7 +4,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
-from .ot._metric import _median64, _row_indices
+from ._arrays import csr_row_indices, median64
 
 
 def _mesh_graph(rr, tris):
@@ -264,7 +264,7 @@ def _csr(data, indices, counts, n):
 
 def _keep_entries(csr, keep):
     """Return ``csr`` without the stored entries where ``keep`` is False."""
-    counts = np.bincount(_row_indices(csr)[keep], minlength=csr.shape[0])
+    counts = np.bincount(csr_row_indices(csr)[keep], minlength=csr.shape[0])
     return _csr(csr.data[keep], csr.indices[keep], counts, csr.shape[0])
 
 
@@ -285,14 +285,14 @@ def _symmetrise(dist, max_distance, dtype):
         # pairs found from both ends, whose keys i * n + j sort alike
         keys = []
         for csr in (dist, transposed):
-            rows = _row_indices(csr).astype(np.int64)
+            rows = csr_row_indices(csr).astype(np.int64)
             keys.append(rows * csr.shape[0] + csr.indices)
         dist, transposed = (
             _keep_entries(dist, np.isin(keys[0], keys[1], assume_unique=True)),
             _keep_entries(transposed, np.isin(keys[1], keys[0], assume_unique=True)),
         )
     data = (dist.data + transposed.data) / 2.0
-    rows = _row_indices(dist)
+    rows = csr_row_indices(dist)
     data[rows == dist.indices] = 0.0
     del rows
     out = sparse.csr_array((data.astype(dtype), dist.indices, dist.indptr), dist.shape)
@@ -389,4 +389,4 @@ def _sampled_median(meshes, n_sample, seed, dtype=np.float64, batch_size=64):
             dist[np.arange(len(batch)), rows[batch]] = np.nan  # the source itself
             dist = dist.astype(dtype)
             values.append(dist[np.isfinite(dist)])
-    return _median64(np.concatenate(values or [np.zeros(0)]))
+    return median64(np.concatenate(values or [np.zeros(0)]))

@@ -14,11 +14,19 @@ _LEVELS = {True: logging.INFO, False: logging.WARNING}
 
 
 @contextmanager
-def _use_log_level(verbose):
+def use_log_level(verbose):
     """Set the level of ``logger`` for a block (MNE's ``verbose`` semantics).
 
-    ``None`` keeps the current level; ``True``/``False`` mean INFO/WARNING; a
-    level name or number is used as is.
+    Parameters
+    ----------
+    verbose : bool | str | int | None
+        ``None`` keeps the current level; ``True``/``False`` mean
+        INFO/WARNING; a level name or number is used as is.
+
+    Yields
+    ------
+    None
+        The level is restored when the block ends.
     """
     if verbose is None:
         yield

@@ -15,11 +15,16 @@ import numpy as np
 from mne import SourceEstimate, SourceSpaces, compute_source_morph
 from mne.utils import logger, verbose
 
+from ._validation import check_list, check_positive
 from ._warnings import ConvergenceWarning
 from .ground_metric import GroundMetric, compute_ground_metric
-from .ot import VirtualPointKernel, kantorovich_barycenter, unbalanced_barycenter
-from .ot._backend import asarray, to_numpy
-from .ot.kernels import _check_positive
+from .ot import (
+    VirtualPointKernel,
+    asarray,
+    kantorovich_barycenter,
+    to_numpy,
+    unbalanced_barycenter,
+)
 from .utils import fill_doc
 
 __all__ = ["kantorovich_mean", "wasserstein_barycenter"]
@@ -44,23 +49,14 @@ class _Reference:
 
 
 def _check_stcs(stcs):
-    if isinstance(stcs, SourceEstimate):
-        raise TypeError("stcs must be a list of SourceEstimate, got one estimate")
-    try:
-        stcs = list(stcs)
-    except TypeError:
-        raise TypeError(
-            f"stcs must be a list of SourceEstimate, got {type(stcs).__name__}"
-        ) from None
-    if not stcs:
-        raise ValueError("stcs is empty: nothing to average")
+    """Return ``stcs`` as a list of surface source estimates on the same times."""
+    stcs = check_list(
+        stcs,
+        "stcs",
+        SourceEstimate,
+        hint="; for a VectorSourceEstimate use its magnitude()",
+    )
     for k, stc in enumerate(stcs):
-        if not isinstance(stc, SourceEstimate):
-            raise TypeError(
-                f"stcs[{k}] must be a (surface) SourceEstimate, got "
-                f"{type(stc).__name__}; for a VectorSourceEstimate use its "
-                f"magnitude()"
-            )
         if stc.shape[1] != stcs[0].shape[1] or not np.allclose(
             [stc.tmin, stc.tstep], [stcs[0].tmin, stcs[0].tstep]
         ):
@@ -191,7 +187,7 @@ def _check_mass(mass, n_times):
 
 
 def _check_number(value, name, default):
-    return default if value is None else _check_positive(value, name)
+    return default if value is None else check_positive(value, name)
 
 
 def _check_iter(max_iter):

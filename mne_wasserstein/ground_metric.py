@@ -15,13 +15,14 @@ from mne import read_surface
 from mne.utils import ProgressBar, get_subjects_dir, logger, verbose
 from scipy import sparse
 
+from ._cache import cached
 from ._geodesic import (
     _geodesic_distances,
     _sampled_median,
     _sparse_geodesic_distances,
 )
-from .ot._metric import GroundMetric
-from .utils import _cached, fill_doc, get_data_dir
+from .ot import GroundMetric
+from .utils import fill_doc, get_data_dir
 
 __all__ = ["GroundMetric", "compute_ground_metric"]
 
@@ -211,7 +212,7 @@ def _cached_block(mesh, subject, surface, method, max_distance, dtype, n_jobs):
     compute = partial(
         _compute_block, mesh, method, surface, max_distance, dtype, n_jobs
     )
-    return _cached(cache, compute, write, read)
+    return cached(cache, compute, write, read)
 
 
 def _cached_median(meshes, subject, surface, method, dtype):
@@ -228,7 +229,7 @@ def _cached_median(meshes, subject, surface, method, dtype):
     n_sources = sum(len(m.vertno) for m in meshes)
     cache = _cache_dir() / f"{subject}-{method}-{n_sources}-median-{digest}.npy"
     compute = partial(_estimate_median, meshes, dtype)
-    return float(_cached(cache, compute, _write_dense, _read_dense))
+    return float(cached(cache, compute, _write_dense, _read_dense))
 
 
 def _estimate_median(meshes, dtype):

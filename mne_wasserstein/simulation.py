@@ -8,7 +8,7 @@ from mne.cov import compute_whitener
 from mne.utils import check_random_state, logger, verbose
 
 from ._geodesic import _geodesic_from, _mesh_graph
-from .inverse._align import _aligned_order
+from .inverse import aligned_order
 from .utils import fill_doc
 
 __all__ = ["GroupSimulation", "simulate_group_evokeds"]
@@ -208,7 +208,7 @@ def _draw_truth(cohort, n_sources, overlap, amplitude, hemi, radius, rng):
 
 def _leadfield(cohort, s, snr_ch_type):
     """Return the leadfield and noise model of subject ``s`` of the cohort."""
-    order = _aligned_order(
+    order = aligned_order(
         cohort.src_ref,
         cohort.src[s],
         cohort.subject_ref,

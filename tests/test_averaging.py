@@ -9,7 +9,7 @@ from scipy.stats import wasserstein_distance
 
 from mne_wasserstein import compute_ground_metric
 from mne_wasserstein.averaging import kantorovich_mean, wasserstein_barycenter
-from mne_wasserstein.inverse._align import _aligned_order
+from mne_wasserstein.inverse import aligned_order
 from mne_wasserstein.ot import (
     VirtualPointKernel,
     kantorovich_barycenter,
@@ -332,7 +332,7 @@ def test_morph_to_reference(template_metric):
     stcs = []
     for s in range(cohort.n_subjects):
         src = cohort.forwards[s]["src"]
-        order = _aligned_order(
+        order = aligned_order(
             cohort.src_ref,
             src,
             cohort.subject_ref,

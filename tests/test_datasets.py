@@ -29,7 +29,8 @@ from mne_wasserstein.datasets._mesh import (
     _triangles_intersect,
 )
 from mne_wasserstein.datasets._template import _template_bem_surfaces
-from mne_wasserstein.inverse._align import _aligned_order, _unit_sphere_reg
+from mne_wasserstein.inverse import aligned_order
+from mne_wasserstein.inverse._align import _unit_sphere_reg
 from mne_wasserstein.utils import get_data_dir
 
 LEVELS = ("template", 0.0, "individual", "exaggerated", "warp")
@@ -87,7 +88,7 @@ def test_cohort_subjects_differ(cohort_meg):
 
 
 def _aligned_normals(cohort, s):
-    order = _aligned_order(
+    order = aligned_order(
         cohort.src_ref,
         cohort.src[s],
         cohort.subject_ref,
@@ -117,7 +118,7 @@ def test_sphere_reg_mapping(cohort_meg):
             assert SPHERE_RADIUS * dist.max() < 2.0
     # and the aligned sources are those images
     for s, subject in enumerate(cohort_meg.subjects):
-        order = _aligned_order(
+        order = aligned_order(
             cohort_meg.src_ref,
             cohort_meg.src[s],
             TEMPLATE,
@@ -316,7 +317,7 @@ def test_template_level_has_identical_gains(cohort_template):
     np.testing.assert_array_equal(cohort_template.scale, 1.0)
     # own vertex orders, yet the same gain column for each aligned source
     orders = [
-        _aligned_order(
+        aligned_order(
             cohort_template.src_ref,
             cohort_template.src[s],
             cohort_template.subject_ref,
@@ -358,7 +359,7 @@ def test_leadfield_diversity(cohort_meg):
     j = 123
     cols = []
     for s in (0, 1):
-        row = _aligned_order(
+        row = aligned_order(
             cohort_meg.src_ref,
             cohort_meg.src[s],
             cohort_meg.subject_ref,

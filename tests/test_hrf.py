@@ -545,6 +545,10 @@ def test_contrasts():
         model.compute_contrast("0.5 * a + 0.5*c - 2 * b"),
         0.5 * b["a"] + 0.5 * b["c"] - 2 * b["b"],
     )
+    # nilearn's expression parser: parentheses and divisions
+    np.testing.assert_allclose(
+        model.compute_contrast("(a + b) / 2"), (b["a"] + b["b"]) / 2
+    )
     np.testing.assert_allclose(model.compute_contrast({"c": 2.0}), 2 * b["c"])
     np.testing.assert_allclose(model.compute_contrast([1, 0, -1]), b["a"] - b["c"])
     with pytest.raises(ValueError, match="Unknown trial types"):

@@ -17,7 +17,7 @@ from mne_wasserstein import (
 )
 from mne_wasserstein._demo import _irmxne_lh
 from mne_wasserstein.datasets import make_cohort
-from mne_wasserstein.inverse._align import _aligned_order
+from mne_wasserstein.inverse import aligned_order
 from mne_wasserstein.inverse._apply import _sharp_barycenter
 from mne_wasserstein.metrics import localization_error
 from mne_wasserstein.ot import unbalanced_barycenter
@@ -41,7 +41,7 @@ def src_lh(cohort_meg):
 def _ref_order(cohort, s, src_ref):
     """Rows of subject ``s``'s aligned source space in reference order."""
     src = mne.SourceSpaces(list(cohort.src[s][: len(src_ref)]))
-    return _aligned_order(
+    return aligned_order(
         src_ref, src, cohort.subject_ref, cohort.subjects[s], cohort.subjects_dir
     )
 
@@ -505,7 +505,7 @@ def test_align_forwards(cohort_meg, sim_meg):
     fixed = mne.convert_forward_solution(
         own, surf_ori=True, force_fixed=True, use_cps=True, verbose=False
     )
-    order = _aligned_order(
+    order = aligned_order(
         cohort_meg.src_ref, out["src"], cohort_meg.subject_ref, subject, subjects_dir
     )
     sphere = mne.read_surface(subjects_dir / subject / "surf" / "lh.sphere.reg")[0]

@@ -2,13 +2,13 @@ import mne
 import numpy as np
 import pytest
 
-from mne_wasserstein.inverse._align import _aligned_order
+from mne_wasserstein.inverse import aligned_order
 from mne_wasserstein.simulation import _fixed_gain, simulate_group_evokeds
 
 
 def _order(cohort, sim, s):
     """Subject ``s``'s sources in the order of the reference sources."""
-    return _aligned_order(
+    return aligned_order(
         cohort.src_ref,
         sim.forwards[s]["src"],
         cohort.subject_ref,

@@ -4,9 +4,9 @@ import mne
 import numpy as np
 import pytest
 
+from mne_wasserstein._cache import cached
 from mne_wasserstein.datasets import TEMPLATE
 from mne_wasserstein.ground_metric import compute_ground_metric
-from mne_wasserstein.utils import _cached
 
 
 def _truncate(fname):
@@ -39,14 +39,14 @@ def test_cached_reads_and_heals(tmp_path):
     """Missing: built once; intact: read; unreadable: rebuilt with a warning."""
     fname = tmp_path / "sub" / "x.npy"
     compute = _Counter(np.arange(1000.0))
-    np.testing.assert_array_equal(_cached(fname, compute, _save, _load), compute.obj)
-    np.testing.assert_array_equal(_cached(fname, compute, _save, _load), compute.obj)
+    np.testing.assert_array_equal(cached(fname, compute, _save, _load), compute.obj)
+    np.testing.assert_array_equal(cached(fname, compute, _save, _load), compute.obj)
     assert compute.calls == 1
     assert [f.name for f in fname.parent.iterdir()] == ["x.npy"]  # no tmp file
     for damage in (_truncate, lambda f: f.write_bytes(b"")):
         damage(fname)
         with pytest.warns(RuntimeWarning, match=r"cached file .*x\.npy could not"):
-            out = _cached(fname, compute, _save, _load)
+            out = cached(fname, compute, _save, _load)
         np.testing.assert_array_equal(out, compute.obj)
         np.testing.assert_array_equal(_load(fname), compute.obj)  # healed on disk
     assert compute.calls == 3
@@ -65,7 +65,7 @@ def test_cached_reader_warning_is_a_failure(tmp_path):
         return _load(f)
 
     with pytest.warns(RuntimeWarning, match="rebuilding it"):
-        out = _cached(fname, compute, _save, read_warns_once)
+        out = cached(fname, compute, _save, read_warns_once)
     np.testing.assert_array_equal(out, np.ones(3))
     assert compute.calls == 1
 
@@ -80,7 +80,7 @@ def test_cached_persistent_failure_raises(tmp_path):
 
     with pytest.warns(RuntimeWarning, match="rebuilding"):
         with pytest.raises(ValueError, match="cannot read this"):
-            _cached(fname, lambda: np.zeros(3), _save, broken)
+            cached(fname, lambda: np.zeros(3), _save, broken)
 
 
 def test_truncated_forward_is_rebuilt(cohort_meg, tmp_path):
@@ -95,7 +95,7 @@ def test_truncated_forward_is_rebuilt(cohort_meg, tmp_path):
 
     compute = _Counter(fwd)
     with pytest.warns(RuntimeWarning, match=r"meg-ico4-fwd\.fif could not be read"):
-        out = _cached(
+        out = cached(
             fname,
             compute,
             lambda f, obj: mne.write_forward_solution(f, obj, verbose=False),

@@ -31,7 +31,8 @@ from mne.transforms import Transform
 from mne.utils import logger, verbose
 from scipy.spatial import cKDTree
 
-from ..utils import _cached, _seed_from, fill_doc
+from .._cache import cached, seed_from
+from ..utils import fill_doc
 from ._mesh import (
     _clamp_norm,
     _fibonacci_sphere,
@@ -487,7 +488,7 @@ def _read_quiet(reader):
 
 def _template_src(subjects_dir, spacing):
     fname = subjects_dir / TEMPLATE / "bem" / f"{TEMPLATE}-{spacing}-src.fif"
-    return _cached(
+    return cached(
         fname,
         lambda: setup_source_space(
             TEMPLATE, spacing, subjects_dir=subjects_dir, add_dist=False, verbose=False
@@ -501,7 +502,7 @@ def _bem_solution(subjects_dir, subject, modality):
     """One-layer (MEG) or three-layer (EEG) ico4 BEM solution, cached."""
     cache = subjects_dir / subject / "mne_wasserstein"
     n_layers = 1 if modality == "meg" else 3
-    return _cached(
+    return cached(
         cache / f"{n_layers}layer-ico4-bem-sol.fif",
         lambda: make_bem_solution(
             make_bem_model(
@@ -540,7 +541,7 @@ def _subject_data(subjects_dir, subject, seed, index, level, spacing, modality):
     cache = subjects_dir / subject / "mne_wasserstein"
     trans = read_trans(subjects_dir / subject / "bem" / f"{subject}-trans.fif")
     src_ref = _template_src(subjects_dir, spacing)
-    src = _cached(
+    src = cached(
         cache / f"{spacing}-aligned-src.fif",
         lambda: morph_source_spaces(
             src_ref, subject, subjects_dir=subjects_dir, verbose=False
@@ -553,13 +554,13 @@ def _subject_data(subjects_dir, subject, seed, index, level, spacing, modality):
     sensor_index = 0 if level == "template" else index
     rng = np.random.default_rng([seed, sensor_index, MODALITIES.index(modality)])
     scale = float(_subject_scale(subjects_dir / subject))
-    info = _cached(
+    info = cached(
         cache / f"{modality.replace('+', '-')}-info.fif",
         lambda: _make_info(modality, scale, rng),
         lambda f, i: write_info(f, i),
         _read_quiet(read_info),
     )
-    noise_cov = _cached(
+    noise_cov = cached(
         cache / f"{modality.replace('+', '-')}-cov.fif",
         lambda: _noise_cov(info, rng),
         lambda f, c: write_cov(f, c, verbose=False),
@@ -586,7 +587,7 @@ def _subject_data(subjects_dir, subject, seed, index, level, spacing, modality):
             )
         return fwd
 
-    fwd = _cached(
+    fwd = cached(
         cache / f"{modality.replace('+', '-')}-{spacing}-fwd.fif",
         compute_forward,
         lambda f, fw: write_forward_solution(f, fw, verbose=False),
@@ -820,7 +821,7 @@ def make_cohort(
     _check_choice(spacing, "spacing", SPACINGS)
     _check_choice(modality, "modality", MODALITIES)
     level = _check_anatomy(anatomy)
-    seed = _seed_from(random_state)
+    seed = seed_from(random_state)
     subjects_dir = make_template(_subjects_dir(subjects_dir))
     src_ref = _template_src(subjects_dir, spacing)
     subjects = [_subject_name(seed, level, i) for i in range(n_subjects)]

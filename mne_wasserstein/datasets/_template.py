@@ -14,7 +14,8 @@ from mne import read_bem_surfaces, read_trans, write_surface, write_trans
 from mne.io import read_fiducials, write_fiducials
 from mne.utils import logger, verbose
 
-from ..utils import _check_writable, fill_doc, get_data_dir
+from .._cache import check_writable
+from ..utils import fill_doc, get_data_dir
 from ._mesh import _radial_distance
 
 TEMPLATE = "fsaverage5"
@@ -45,8 +46,8 @@ def _read_gifti_mesh(fname):
 
 def _subjects_dir(subjects_dir):
     if subjects_dir is None:
-        return _check_writable(get_data_dir() / "subjects")
-    return _check_writable(Path(subjects_dir).expanduser().resolve())
+        return check_writable(get_data_dir() / "subjects")
+    return check_writable(Path(subjects_dir).expanduser().resolve())
 
 
 def _is_complete(subject_dir, fmt):

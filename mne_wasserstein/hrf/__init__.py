@@ -1,7 +1,9 @@
 """fMRI HRF estimation with the Rank-1 GLM, interoperable with nilearn.
 
-nilearn is only needed for image inputs (Nifti, ``SurfaceImage``); plain
-arrays ``(n_scans, n_voxels)`` work without it.
+nilearn is imported only where it is needed: to read image inputs (Nifti,
+``SurfaceImage``; plain arrays ``(n_scans, n_voxels)`` do not use it) and
+contrast expressions. MNE-Python is imported only by ``fit`` (for its
+progress bar).
 """
 
 from ._glm import RankOneGLM

@@ -1,18 +1,16 @@
 """The Rank-1 GLM estimator (Pedregosa et al., NeuroImage 2015)."""
 
-import re
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 from joblib import Parallel, delayed
-from mne.utils import ProgressBar, logger, use_log_level
 from threadpoolctl import threadpool_limits
 
 from .._docs import fill_doc
+from .._estimator import Estimator
+from .._logging import logger, use_log_level
 from .._warnings import ConvergenceWarning
-from ..solvers._base import _BaseEstimator
 from ._design import (
     BASES,
     _hrf_times,
@@ -28,10 +26,6 @@ from ._solver import rank_one_solver
 MODES = ("r1glm", "r1glms", "glm")
 _CHUNK = 2000  # voxels per solver call: the batched arrays stay in cache
 _FINE = 20  # samples per t_r for the peak latency and width maps
-
-
-def _log_level(verbose):
-    return nullcontext() if verbose is None else use_log_level(verbose)
 
 
 @dataclass
@@ -140,25 +134,31 @@ def _explained(rss, tss):
     return np.where(tss > 0, 1 - rss / np.where(tss > 0, tss, 1.0), 0.0)
 
 
-_TERM = re.compile(r"\s*([+-])?\s*(?:(\d+\.?\d*|\.\d+)\s*\*\s*)?([A-Za-z_]\w*)\s*")
+def _expression_weights(expression, conditions):
+    """Return one weight per condition from a contrast such as ``"a - 0.5 * b"``.
 
+    The expression is read by nilearn's parser
+    (:func:`nilearn.glm.expression_to_contrast_vector`), as in nilearn's
+    ``compute_contrast``.
+    """
+    from nilearn.glm import expression_to_contrast_vector
 
-def _parse_expression(expr):
-    """{name: weight} of a linear expression such as 'a - 0.5 * b'."""
-    pos, weights = 0, {}
-    while pos < len(expr):
-        m = _TERM.match(expr, pos)
-        if m is None or m.end() == pos or (weights and not m.group(1)):
-            return None
-        sign = -1.0 if m.group(1) == "-" else 1.0
-        name = m.group(3)
-        weights[name] = weights.get(name, 0.0) + sign * float(m.group(2) or 1.0)
-        pos = m.end()
-    return weights or None
+    try:
+        return expression_to_contrast_vector(expression, conditions)
+    except ValueError as err:
+        if isinstance(err.__cause__, NameError):  # pandas' UndefinedVariableError
+            raise ValueError(
+                f"Unknown trial types in the contrast {expression!r} "
+                f"({err.__cause__}); the model knows {conditions}"
+            ) from None
+        raise ValueError(
+            f"Cannot read the contrast {expression!r}: use a condition name, an "
+            "expression like 'a - 2 * b', a dict or weights"
+        ) from err
 
 
 @fill_doc
-class RankOneGLM(_BaseEstimator):
+class RankOneGLM(Estimator):
     """Voxel-wise HRF estimation with the Rank-1 GLM.
 
     Every voxel gets one HRF shared by all conditions and one amplitude per
@@ -387,7 +387,7 @@ class RankOneGLM(_BaseEstimator):
             The fitted estimator.
         """
         self._check_params()
-        with _log_level(self.verbose):
+        with use_log_level(self.verbose):
             runs = _load_runs(run_imgs, self.mask_img, self.t_r, frame_times)
             self.t_r_, self.masker_ = runs.t_r, runs.masker
             self.voxel_mask_ = runs.voxel_mask
@@ -414,6 +414,10 @@ class RankOneGLM(_BaseEstimator):
         return self
 
     def _fit_voxels(self, design, runs):
+        # MNE's progress bar; importing MNE also sets up the handler of the
+        # "mne" logger (hrf imports MNE only here)
+        from mne.utils import ProgressBar
+
         idx = np.flatnonzero(runs.voxel_mask)
         d = self._basis(0.0).shape[-1]
         Xc = design.regressors(design.condition_weights())
@@ -580,8 +584,7 @@ class RankOneGLM(_BaseEstimator):
             voxels left out of the fit or without variance).
         """
         self._check_fitted()
-        mask = self.masker_ if self.masker_ is not None else None
-        runs = _load_runs(run_imgs, mask, self.t_r_, frame_times)
+        runs = _load_runs(run_imgs, self.masker_, self.t_r_, frame_times)
         if runs.data[0].shape[1] != len(self.voxel_mask_):
             raise ValueError(
                 f"The runs have {runs.data[0].shape[1]} voxels, the model "
@@ -603,15 +606,7 @@ class RankOneGLM(_BaseEstimator):
     def _contrast_weights(self, contrast_def):
         conds = self.conditions_
         if isinstance(contrast_def, str):
-            if contrast_def in conds:
-                return np.array([c == contrast_def for c in conds], float)
-            parsed = _parse_expression(contrast_def)
-            if parsed is None:
-                raise ValueError(
-                    f"Cannot read the contrast {contrast_def!r}: use a condition "
-                    "name, an expression like 'a - 2 * b', a dict or weights"
-                )
-            contrast_def = parsed
+            return _expression_weights(contrast_def, conds)
         if isinstance(contrast_def, dict):
             unknown = sorted(set(contrast_def) - set(conds))
             if unknown:
@@ -635,8 +630,10 @@ class RankOneGLM(_BaseEstimator):
         ----------
         contrast_def : str | dict | array
             A condition name, an expression such as ``"a - b"`` or
-            ``"0.5 * a + 0.5 * b"``, a dict ``{condition: weight}`` or one
-            weight per condition (``conditions_``).
+            ``"(a + b) / 2"`` (read by nilearn's parser,
+            :func:`nilearn.glm.expression_to_contrast_vector`), a dict
+            ``{condition: weight}`` or one weight per condition
+            (``conditions_``).
 
         Returns
         -------

@@ -16,8 +16,9 @@ from mne.utils import get_subjects_dir, logger, verbose
 from scipy.spatial import cKDTree
 
 from .._docs import fill_doc
+from .._validation import check_list
 
-__all__ = ["align_forwards", "make_aligned_source_spaces"]
+__all__ = ["align_forwards", "aligned_order", "make_aligned_source_spaces"]
 
 _HEMI_IDS = {
     FIFF.FIFFV_MNE_SURF_LEFT_HEMI: "lh",
@@ -105,20 +106,39 @@ def _match_sources(src_ref, src, subjects_dir):
     return np.concatenate(rows), np.concatenate(ratio)
 
 
-def _aligned_order(src_ref, src, subject_ref, subject, subjects_dir):
-    """Match the sources of a morphed source space to the reference ones.
+def aligned_order(src_ref, src, subject_ref, subject, subjects_dir=None):
+    """Match the sources of a morphed source space to the reference sources.
 
     ``src`` is ``src_ref`` morphed onto ``subject`` (for instance by
-    :func:`mne.morph_source_spaces`, which sorts vertex numbers). For each
-    reference source ``j`` (in the order of ``src_ref``, vertex numbers
+    :func:`mne.morph_source_spaces`, which sorts vertex numbers, or by
+    :func:`make_aligned_source_spaces`). For each reference source ``j`` (in
+    the order of ``src_ref``: its hemispheres in turn, vertex numbers
     ascending), return the row of ``src`` that holds its image: the used
-    vertex of ``src`` closest to it on the registered spheres.
+    vertex of ``src`` closest to it on the registered spheres
+    (``sphere.reg``). ``src[order]`` is then ``src_ref`` source by source,
+    which is how the sources of an aligned forward solution, or of a
+    :class:`mne.SourceEstimate` on it, are put in reference order.
+
+    Parameters
+    ----------
+    src_ref : SourceSpaces
+        The reference (surface) source space.
+    src : SourceSpaces
+        ``src_ref`` morphed onto ``subject``.
+    subject_ref : str
+        The subject of ``src_ref``.
+    subject : str
+        The subject of ``src``.
+    subjects_dir : path-like | None
+        The FreeSurfer ``SUBJECTS_DIR`` holding both subjects (``None``: the
+        ``SUBJECTS_DIR`` environment variable or MNE config key).
 
     Returns
     -------
-    order : array of int, shape (n_sources,)
+    order : ndarray of int, shape (n_sources,)
         Rows of ``src`` in reference order.
     """
+    subjects_dir = get_subjects_dir(subjects_dir, raise_error=True)
     for what, s, name in (("src_ref", src_ref, subject_ref), ("src", src, subject)):
         if s[0].get("subject_his_id") != name:
             raise ValueError(f"{name!r} is not the subject of {what}")
@@ -267,14 +287,8 @@ def align_forwards(forwards, src_ref, *, subjects_dir=None, verbose=None):
 
 
 def _check_forwards(forwards):
-    if isinstance(forwards, Forward) or not isinstance(forwards, (list, tuple)):
-        raise TypeError("forwards must be a list of Forward (one per subject)")
-    for k, fwd in enumerate(forwards):
-        if not isinstance(fwd, Forward):
-            raise TypeError(
-                f"forwards[{k}] must be a Forward, got {type(fwd).__name__}"
-            )
-    return list(forwards)
+    """Return ``forwards`` as a list of :class:`mne.Forward`, checked."""
+    return check_list(forwards, "forwards", Forward)
 
 
 def _align_one(fwd, src_ref, subjects_dir):
@@ -312,5 +326,5 @@ def _align_one(fwd, src_ref, subjects_dir):
             f"spacing (nearest used, up to {ratio.max():.2f} spacings away); "
             f"{len(rows) - len(np.unique(rows))} share a source with another."
         )
-    order = _aligned_order(src_ref, src_aligned, src_ref_subject, subject, subjects_dir)
+    order = aligned_order(src_ref, src_aligned, src_ref_subject, subject, subjects_dir)
     return _rebuild_forward(fwd, src_aligned, order, rows), order

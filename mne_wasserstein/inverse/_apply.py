@@ -9,8 +9,7 @@ from mne.io.constants import FIFF
 from mne.utils import get_subjects_dir, logger, verbose
 
 from .._docs import docdict, fill_doc
-from ..ot import KernelOperator, unbalanced_barycenter
-from ..ot._backend import to_numpy
+from ..ot import KernelOperator, to_numpy, unbalanced_barycenter
 from ..solvers import MTW, MWE, DirtyModel, GroupLasso, IndependentLasso
 from ._align import _align_one, _check_forwards, _check_surface_src
 from ._gain import (

@@ -22,6 +22,8 @@ from mne.cov import compute_whitener
 from mne.forward import compute_depth_prior, is_fixed_orient
 from mne.utils import logger
 
+from .._validation import check_channel_names, check_list
+
 # the depth weighting of MNE's sparse solvers (mne.forward.compute_depth_prior,
 # documented there): the whitened gain, Frobenius norm per source, no limit
 _DEPTH_DEFAULTS = dict(exp=0.8, limit=None, limit_depth_chs="whiten", combine_xyz="fro")
@@ -165,7 +167,7 @@ def _prepare_subject(evoked, fwd, noise_cov, order, ch_names, depth, subject):
     W, names = compute_whitener(
         noise_cov, info, picks=ch_names, pca=True, verbose=False
     )
-    assert names == ch_names
+    check_channel_names(names, ch_names, "noise covariance's whitener", subject)
     # the noise of an average of nave epochs is the covariance / nave
     W = W * np.sqrt(evoked.nave)
     gain = W @ fwd["sol"]["data"][:, order]
@@ -206,11 +208,5 @@ def _prepare_group(evokeds, forwards, noise_covs, orders, ch_names, depth, subje
 
 
 def _check_evokeds(evokeds):
-    if isinstance(evokeds, Evoked) or not isinstance(evokeds, (list, tuple)):
-        raise TypeError("evokeds must be a list of Evoked (one per subject)")
-    for k, evoked in enumerate(evokeds):
-        if not isinstance(evoked, Evoked):
-            raise TypeError(
-                f"evokeds[{k}] must be an Evoked, got {type(evoked).__name__}"
-            )
-    return list(evokeds)
+    """Return ``evokeds`` as a list of :class:`mne.Evoked`, checked."""
+    return check_list(evokeds, "evokeds", Evoked)

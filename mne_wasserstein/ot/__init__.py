@@ -3,6 +3,7 @@
 Arrays only: this subpackage does not import MNE-Python.
 """
 
+from ._backend import asarray, to_numpy
 from ._metric import GroundMetric
 from .kantorovich import KantorovichResult, kantorovich_barycenter
 from .kernels import BlockDiagonalKernel, KernelOperator, SparseKernel, make_kernel
@@ -31,4 +32,6 @@ __all__ = [
     "unbalanced_barycenter",
     "unbalanced_sinkhorn",
     "VirtualPointKernel",
+    "asarray",
+    "to_numpy",
 ]

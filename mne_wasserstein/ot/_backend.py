@@ -127,14 +127,42 @@ def backend_name(xp):
 
 
 def to_numpy(x):
-    """Return ``x`` as a numpy array (copied from the device if needed)."""
+    """Return an array as a numpy array (copied from the device if needed).
+
+    Parameters
+    ----------
+    x : array-like
+        A numpy, cupy (or registered backend) array, or anything
+        :func:`numpy.asarray` takes.
+
+    Returns
+    -------
+    x : ndarray
+        The array on the host.
+    """
     if _is_cupy_array(x) or _registered_namespace(x) is not None:
         return x.get()
     return np.asarray(x)
 
 
 def asarray(x, xp, dtype=None):
-    """Move ``x`` to namespace ``xp`` (host <-> device transfer happens here)."""
+    """Move an array to an array namespace (host <-> device transfers happen here).
+
+    Parameters
+    ----------
+    x : array-like
+        The array (of any backend).
+    xp : module
+        The target namespace, e.g. ``numpy`` or ``cupy`` (see the ``xp``
+        attribute of a kernel operator).
+    dtype : dtype | None
+        The target dtype; ``None`` keeps the dtype of ``x``.
+
+    Returns
+    -------
+    x : array
+        The array in namespace ``xp``.
+    """
     if xp is np:
         return np.asarray(to_numpy(x), dtype=dtype)
     return xp.asarray(x, dtype=dtype)

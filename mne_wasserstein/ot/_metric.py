@@ -7,13 +7,9 @@ the package can check ``isinstance(x, GroundMetric)``.
 import numpy as np
 from scipy import sparse
 
+from .._arrays import csr_row_indices, median64
+
 __all__ = ["GroundMetric"]
-
-
-def _row_indices(csr):
-    """Row of each stored entry of a CSR array (in the dtype of its indices)."""
-    n = csr.shape[0]
-    return np.repeat(np.arange(n, dtype=csr.indices.dtype), np.diff(csr.indptr))
 
 
 def _check_sparse_block(block, n, max_distance):
@@ -26,7 +22,7 @@ def _check_sparse_block(block, n, max_distance):
     block = sparse.csr_array(block)  # shares the arrays, keeps explicit zeros
     if block.shape != (n, n):
         raise ValueError(f"a block of shape {block.shape} does not match {n} vertices")
-    rows = _row_indices(block)
+    rows = csr_row_indices(block)
     # canonical: column indices strictly increase within each row (checked
     # here rather than through scipy's cached has_canonical_format flag)
     if not np.all((np.diff(block.indices) > 0) | (np.diff(rows) > 0)):
@@ -56,17 +52,6 @@ def _check_sparse_block(block, n, max_distance):
     ):
         raise ValueError("a sparse block must be symmetric (structure and values)")
     return block
-
-
-def _median64(values):
-    """``np.median(values.astype(np.float64))`` without the float64 copy."""
-    n = values.size
-    if n == 0:
-        raise ValueError("The ground metric has no finite off-diagonal entry")
-    k = n // 2
-    kth = [k - 1, k] if n % 2 == 0 else [k]
-    middle = np.partition(values, kth)[kth].astype(np.float64)
-    return float(middle.sum() / len(middle))
 
 
 def _sparse_rows(block, rows):
@@ -221,7 +206,7 @@ class GroundMetric:
             for block in self.blocks:
                 off = block[~np.eye(len(block), dtype=bool)]
                 values.append(off[np.isfinite(off)])
-            self._median = _median64(np.concatenate(values or [np.zeros(0)]))
+            self._median = median64(np.concatenate(values or [np.zeros(0)]))
         return self._median
 
     def spacing(self):
@@ -242,7 +227,7 @@ class GroundMetric:
         for block in self.blocks:
             if self.is_sparse:
                 # every row stores its diagonal, so no row is empty
-                rows = _row_indices(block)
+                rows = csr_row_indices(block)
                 values = block.data.astype(np.float64)
                 values[rows == block.indices] = np.inf
                 row_min = (

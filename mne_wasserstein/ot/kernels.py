@@ -13,6 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .._validation import check_positive
 from ._backend import asarray, check_dtype, csr_matrix, get_namespace, to_numpy
 from ._metric import GroundMetric
 
@@ -835,7 +836,7 @@ def make_kernel(
     if kind not in ("auto", "dense", "sparse"):
         raise ValueError(f"kind must be 'auto', 'dense' or 'sparse', got {kind!r}")
     if isinstance(ground_metric, KernelOperator):
-        given = None if epsilon is None else _check_positive(epsilon, "epsilon")
+        given = None if epsilon is None else check_positive(epsilon, "epsilon")
         if given is not None and not np.isclose(
             ground_metric.epsilon, given, rtol=1e-12, atol=0
         ):
@@ -846,7 +847,7 @@ def make_kernel(
         return ground_metric
     if epsilon is None:
         raise ValueError("epsilon is needed to build a kernel from a ground metric")
-    epsilon = _check_positive(epsilon, "epsilon")
+    epsilon = check_positive(epsilon, "epsilon")
     if isinstance(ground_metric, GroundMetric):
         ground_metric = ground_metric.blocks
     if isinstance(ground_metric, (list, tuple)):
@@ -913,13 +914,3 @@ def _check_metric(M, name):
     if (M < 0).any():
         raise ValueError(f"{name} must be non-negative")
     return M
-
-
-def _check_positive(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._logging import logger
+from .._validation import check_positive
 from .._warnings import ConvergenceWarning
 from ._backend import asarray, backend_name, get_namespace, to_numpy
 from .kernels import (
@@ -33,7 +34,6 @@ from .kernels import (
     _LOG_TINY,
     KernelOperator,
     SparseKernel,
-    _check_positive,
     make_kernel,
 )
 
@@ -805,13 +805,13 @@ def _check_gamma(gamma, balanced):
     """``gamma > 0``; ``np.inf`` (balanced transport) only where ``balanced``."""
     if balanced and isinstance(gamma, (int, float)) and gamma == np.inf:
         return np.inf
-    return _check_positive(gamma, "gamma")
+    return check_positive(gamma, "gamma")
 
 
 def _check_common(gamma, tol, max_iter, log_domain, relaxation, balanced=False):
     """Check the solvers' parameters (epsilon is the kernel's, see make_kernel)."""
     gamma = _check_gamma(gamma, balanced)
-    tol = _check_positive(tol, "tol")
+    tol = check_positive(tol, "tol")
     if int(max_iter) != max_iter or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter}")
     if log_domain not in ("auto", True, False):

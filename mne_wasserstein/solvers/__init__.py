@@ -1,13 +1,9 @@
 """Array-only solver core: estimators with scikit-learn conventions."""
 
 from ._base import ConvergenceWarning
+from ._multitask import MultiTaskResult
 from .dirty import DirtyModel, dirty_alpha_max, dirty_solver
-from .group_lasso import (
-    GroupLasso,
-    MultiTaskResult,
-    group_lasso_alpha_max,
-    group_lasso_solver,
-)
+from .group_lasso import GroupLasso, group_lasso_alpha_max, group_lasso_solver
 from .lasso import (
     IndependentLasso,
     LassoResult,

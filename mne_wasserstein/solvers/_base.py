@@ -1,88 +1,10 @@
-"""Estimator plumbing shared by the solvers (scikit-learn conventions)."""
+"""Input checks, convergence warnings and working sets shared by the solvers."""
 
-import inspect
 import warnings
 
 import numpy as np
 
 from .._warnings import ConvergenceWarning
-
-
-class _BaseEstimator:
-    """``get_params`` / ``set_params`` from the ``__init__`` signature.
-
-    Enough for :func:`sklearn.base.clone` and grid searches, without making
-    scikit-learn a runtime dependency. Constructor parameters are stored as
-    given and never modified by ``fit``.
-    """
-
-    @classmethod
-    def _param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return sorted(p for p in sig.parameters if p != "self")
-
-    def get_params(self, deep=True):
-        """Get the hyperparameters.
-
-        Parameters
-        ----------
-        deep : bool
-            Unused (no nested estimators); for scikit-learn compatibility.
-
-        Returns
-        -------
-        params : dict
-            The hyperparameters by name.
-        """
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params):
-        """Set hyperparameters.
-
-        Parameters
-        ----------
-        **params : dict
-            Hyperparameters by name.
-
-        Returns
-        -------
-        self : object
-            The estimator.
-        """
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"Invalid parameter {name!r} for {type(self).__name__}; "
-                    f"valid parameters: {', '.join(valid)}"
-                )
-            setattr(self, name, value)
-        return self
-
-    def __sklearn_tags__(self):
-        """Describe the estimator to scikit-learn (>= 1.6) meta-estimators.
-
-        Only called by scikit-learn (e.g. ``GridSearchCV``), so importing it
-        here keeps it an optional dependency.
-
-        Returns
-        -------
-        tags : sklearn.utils.Tags
-            A regressor that needs Y; X is not a 2D sample matrix (its first
-            axis is subjects), so scikit-learn's input validation is off.
-        """
-        from sklearn.utils import RegressorTags, Tags, TargetTags
-
-        return Tags(
-            estimator_type="regressor",
-            target_tags=TargetTags(required=True, multi_output=True),
-            regressor_tags=RegressorTags(),
-            no_validation=True,
-        )
-
-    def __repr__(self):
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
 
 
 def _check_xy(X, Y):

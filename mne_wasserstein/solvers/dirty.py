@@ -3,8 +3,9 @@
 import numpy as np
 
 from .._docs import fill_doc
-from ._base import _BaseEstimator, _pad_designs
-from .group_lasso import _correlations, _fit_over_time, _multitask_solve
+from .._estimator import Estimator
+from ._base import _pad_designs
+from ._multitask import _correlations, _fit_over_time, _multitask_solve
 
 __all__ = ["DirtyModel", "dirty_alpha_max", "dirty_solver"]
 
@@ -70,7 +71,7 @@ def dirty_solver(X, Y, lam21, lam1, *, coef_init=None, tol=1e-8, max_iter=10_000
 
 
 @fill_doc
-class DirtyModel(_BaseEstimator):
+class DirtyModel(Estimator):
     """Dirty multi-task model (Jalali et al. 2010; paper 001, appendix).
 
     Each subject's sources are ``c_s + d_s``: ``c`` has a support shared by

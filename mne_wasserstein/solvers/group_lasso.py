@@ -1,20 +1,16 @@
-"""Group Lasso across subjects (l21), and the shared multi-task core."""
-
-from dataclasses import dataclass
+"""Group Lasso across subjects (l21)."""
 
 import numpy as np
 
 from .._docs import fill_doc
-from ._base import (
-    _BaseEstimator,
-    _check_alpha,
-    _check_xy,
-    _pad_designs,
-    _previous_coef,
-    _warn_convergence,
-    _working_set_solve,
+from .._estimator import Estimator
+from ._base import _pad_designs
+from ._multitask import (
+    MultiTaskResult,
+    _correlations,
+    _fit_over_time,
+    _multitask_solve,
 )
-from ._cd import _group_epoch
 
 __all__ = [
     "GroupLasso",
@@ -22,39 +18,6 @@ __all__ = [
     "group_lasso_alpha_max",
     "group_lasso_solver",
 ]
-
-
-@dataclass
-class MultiTaskResult:
-    """The output of :func:`group_lasso_solver` and :func:`dirty_solver`.
-
-    Attributes
-    ----------
-    coef : ndarray, shape (n_subjects, n_sources)
-        The solution (common plus specific parts).
-    coef_common : ndarray, shape (n_subjects, n_sources)
-        The part penalised by the l21 norm (shared support).
-    coef_specific : ndarray, shape (n_subjects, n_sources)
-        The part penalised by the l1 norm (zero for the Group Lasso).
-    n_iter : int
-        The number of block coordinate-descent sweeps.
-    gap : float
-        The duality gap at the solution (the convergence certificate).
-    converged : bool
-        Whether ``gap <= tol * sum_s ||y_s||^2 / (2 n_s)``.
-    """
-
-    coef: np.ndarray
-    coef_common: np.ndarray
-    coef_specific: np.ndarray
-    n_iter: int
-    gap: float
-    converged: bool
-
-
-def _correlations(X, R, n):
-    """``X_sj^T R_s / n_s`` for all subjects and sources, shape (S, p)."""
-    return np.einsum("sij,si->sj", X, R) / n[:, np.newaxis]
 
 
 def group_lasso_alpha_max(X, Y):
@@ -77,64 +40,6 @@ def group_lasso_alpha_max(X, Y):
     for s, y in enumerate(Y):
         Yp[s, : n[s]] = y
     return float(np.linalg.norm(_correlations(Xp, Yp, n), axis=0).max())
-
-
-def _multitask_solve(X, Y, lam21, lam1, coef_init, tol, max_iter):
-    """Solve the Dirty model (Group Lasso when ``lam1`` is ``inf``).
-
-    ``min sum_s (1/2n_s)||y_s - X_s (c_s + d_s)||^2 + lam21 sum_j ||c_j||_2
-    + lam1 sum_s ||d_s||_1`` by exact block coordinate descent.
-    """
-    Xp, n = _pad_designs(X)
-    S, _, p = Xp.shape
-    Yp = np.zeros((S, Xp.shape[1]))
-    for s, y in enumerate(Y):
-        Yp[s, : n[s]] = y
-    inv_n = 1.0 / n
-    common, specific = np.zeros((S, p)), np.zeros((S, p))
-    if coef_init is not None:
-        common[:] = coef_init
-    R = Yp - np.einsum("sij,sj->si", Xp, common + specific)
-    col_norms = np.einsum("sij,sij->sj", Xp, Xp) * inv_n[:, np.newaxis]
-    scale = 0.5 * np.sum(np.sum(Yp**2, axis=1) * inv_n)
-
-    def violation(ws=slice(None)):
-        corr = _correlations(Xp[:, :, ws], R, n)
-        score = np.linalg.norm(corr, axis=0) / lam21
-        if np.isfinite(lam1):
-            score = np.maximum(score, np.abs(corr).max(axis=0) / lam1)
-        return score
-
-    def gap(ws):
-        ws = slice(None) if ws is None else ws
-        c, d = common[:, ws], specific[:, ws]
-        loss = 0.5 * np.sum(np.sum(R**2, axis=1) * inv_n)
-        primal = loss + lam21 * np.linalg.norm(c, axis=0).sum()
-        if np.isfinite(lam1):
-            primal += lam1 * np.abs(d).sum()
-        nu = R / max(1.0, violation(ws).max())
-        dual = np.sum((np.sum(nu * Yp, axis=1) - 0.5 * np.sum(nu**2, axis=1)) * inv_n)
-        return primal - dual
-
-    n_iter, final_gap = _working_set_solve(
-        n_features=p,
-        gap=gap,
-        violation=violation,
-        support=lambda: (common != 0).any(axis=0) | (specific != 0).any(axis=0),
-        epoch=lambda ws: _group_epoch(
-            Xp, R, inv_n, common, col_norms, ws, lam21, lam1, specific
-        ),
-        tol=tol * scale,
-        max_iter=max_iter,
-    )
-    return MultiTaskResult(
-        coef=common + specific,
-        coef_common=common,
-        coef_specific=specific,
-        n_iter=n_iter,
-        gap=float(final_gap),
-        converged=bool(final_gap <= tol * scale),
-    )
 
 
 @fill_doc
@@ -168,36 +73,8 @@ def group_lasso_solver(X, Y, lam, *, coef_init=None, tol=1e-8, max_iter=10_000):
     return _multitask_solve(X, Y, lam, np.inf, coef_init, tol, max_iter)
 
 
-def _fit_over_time(est, X, Y, solve):
-    """Fit ``solve(Xs, ys, init)`` at each time sample with warm starts."""
-    _check_alpha(est.alpha)
-    Xs, Ys, has_time = _check_xy(X, Y)
-    n_times = Ys[0].shape[1]
-    S, p = len(Xs), Xs[0].shape[1]
-    coef = np.zeros((S, p, n_times))
-    n_iter = np.zeros(n_times, int)
-    gaps = np.zeros(n_times)
-    previous = _previous_coef(est, coef.shape)
-    init = None
-    for t in range(n_times):
-        if previous is not None:
-            init = previous[:, :, t]
-        res = solve(Xs, [y[:, t] for y in Ys], init)
-        if res is None:  # all-zero data
-            continue
-        if not res.converged:
-            _warn_convergence(type(est).__name__, res.n_iter, res.gap, est.tol)
-        coef[:, :, t], n_iter[t], gaps[t] = res.coef, res.n_iter, res.gap
-        init = res.coef_common
-    squeeze = (lambda a: a) if has_time else (lambda a: a[..., 0])
-    est.coef_ = squeeze(coef)
-    est.n_iter_ = squeeze(n_iter)
-    est.dual_gap_ = squeeze(gaps)
-    return est
-
-
 @fill_doc
-class GroupLasso(_BaseEstimator):
+class GroupLasso(Estimator):
     """Group Lasso across subjects (one l2 group per source).
 
     Solves ``min_x sum_s (1/2n_s)||y_s - X_s x_s||^2 + alpha lam_max

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._docs import fill_doc
+from .._estimator import Estimator
 from ._base import (
-    _BaseEstimator,
     _check_alpha,
     _check_xy,
     _l05_weights,
@@ -208,7 +208,7 @@ def reweighted_lasso_solver(
 
 
 @fill_doc
-class IndependentLasso(_BaseEstimator):
+class IndependentLasso(Estimator):
     """The Lasso (MCE) or reweighted Lasso (irMxNE) of each subject.
 
     For each subject ``s`` (and each time sample), solves

@@ -11,11 +11,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._docs import fill_doc
-from .._logging import _use_log_level, logger
-from ..ot import GroundMetric, KernelOperator, make_kernel, unbalanced_barycenter
-from ..ot._backend import to_numpy
+from .._estimator import Estimator
+from .._logging import logger, use_log_level
+from ..ot import (
+    GroundMetric,
+    KernelOperator,
+    make_kernel,
+    to_numpy,
+    unbalanced_barycenter,
+)
 from ._base import (
-    _BaseEstimator,
     _check_alpha,
     _check_xy,
     _l05_weights,
@@ -627,7 +632,7 @@ def _metric_scales(ground_metric):
     return float(np.median(values)), float(np.median(nearest))
 
 
-class _WassersteinEstimator(_BaseEstimator):
+class _WassersteinEstimator(Estimator):
     """The fit shared by :class:`MWE` and :class:`MTW`."""
 
     def _ot_parameters(self):
@@ -670,7 +675,7 @@ class _WassersteinEstimator(_BaseEstimator):
         Xs, Ys, has_time = _check_xy(X, Y)
         p = Xs[0].shape[1]
         epsilon, gamma = self._ot_parameters()
-        with _use_log_level(self.verbose):
+        with use_log_level(self.verbose):
             kernel = make_kernel(self.ground_metric, epsilon, backend=self.backend)
             if kernel.n_points != p:
                 raise ValueError(
