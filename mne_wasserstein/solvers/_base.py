@@ -1,10 +1,52 @@
 """Input checks, convergence warnings and working sets shared by the solvers."""
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
+from .._logging import logger
 from .._warnings import ConvergenceWarning
+
+
+@dataclass(frozen=True)
+class _GroupData:
+    """Validated multi-subject data (see :func:`_check_xy`).
+
+    ``X`` holds float64, C-contiguous designs (n_s, p); ``Y`` float64
+    targets (n_s, n_times), with ``n_times = 1`` when the user's Y had no
+    time axis (``has_time`` False): :meth:`squeeze` removes that axis again
+    from the outputs.
+    """
+
+    X: list
+    Y: list
+    has_time: bool
+
+    @property
+    def n_subjects(self):
+        return len(self.X)
+
+    @property
+    def n_sources(self):
+        return self.X[0].shape[1]
+
+    @property
+    def n_times(self):
+        return self.Y[0].shape[1]
+
+    def targets(self, t):
+        """Return the targets of time sample ``t``, one (n_s,) array each."""
+        return [y[:, t] for y in self.Y]
+
+    def squeeze(self, a):
+        """Drop the time axis of an output if Y had none.
+
+        The trailing axis of an array, the list of a list over time samples.
+        """
+        if self.has_time:
+            return a
+        return a[0] if isinstance(a, list) else a[..., 0]
 
 
 def _check_xy(X, Y):
@@ -12,12 +54,8 @@ def _check_xy(X, Y):
 
     Returns
     -------
-    Xs : list of array, shape (n_s, p)
-        Float64, C-contiguous designs.
-    Ys : list of array, shape (n_s, T)
-        Float64 targets, with T = 1 when Y has no time axis.
-    has_time : bool
-        Whether Y had a time axis.
+    data : _GroupData
+        The designs and targets as float64 arrays, targets with a time axis.
     """
     if isinstance(X, np.ndarray) and X.ndim == 3:
         Xs = list(X)
@@ -59,7 +97,7 @@ def _check_xy(X, Y):
             UserWarning,
             stacklevel=3,
         )
-    return Xs, Ys, has_time
+    return _GroupData(Xs, Ys, has_time)
 
 
 def _check_alpha(alpha):
@@ -78,20 +116,118 @@ def _warn_convergence(name, n_iter, crit, tol):
     )
 
 
-def _pad_designs(Xs):
-    """Stack designs with different row counts into one zero-padded array.
+def _pad(X, Y):
+    """Stack designs and targets with different row counts, zero-padded.
+
+    Parameters
+    ----------
+    X : list of array, shape (n_s, p)
+        The designs.
+    Y : list of array, shape (n_s,)
+        The targets.
 
     Returns
     -------
-    X : array, shape (S, n_max, p)
+    Xp : array, shape (S, n_max, p)
+    Yp : array, shape (S, n_max)
     n : array, shape (S,)
         The true number of rows of each subject.
     """
-    n = np.array([x.shape[0] for x in Xs])
-    X = np.zeros((len(Xs), n.max(), Xs[0].shape[1]))
-    for s, x in enumerate(Xs):
-        X[s, : n[s]] = x
-    return X, n
+    n = np.array([x.shape[0] for x in X])
+    Xp = np.zeros((len(X), n.max(), X[0].shape[1]))
+    Yp = np.zeros((len(X), n.max()))
+    for s, (x, y) in enumerate(zip(X, Y, strict=True)):
+        Xp[s, : n[s]] = x
+        Yp[s, : n[s]] = y
+    return Xp, Yp, n
+
+
+@dataclass
+class _SampleFit:
+    """The fit of one time sample, as :func:`_fit_over_time` collects it.
+
+    ``n_iter`` and ``criterion`` (the final stopping criterion) are scalars
+    or one per subject; ``warm_start`` is what the next time sample starts
+    from; ``outputs`` maps the names of the other per-sample outputs to
+    their values (``coef`` included).
+    """
+
+    outputs: dict
+    n_iter: object
+    criterion: object
+    converged: bool
+    warm_start: object
+
+
+def _fit_over_time(est, data, solve, shapes, fill=None):
+    """Fit each time sample, warm-started from the previous one.
+
+    Parameters
+    ----------
+    est : Estimator
+        The estimator (``tol``, ``warm_start`` and its last ``coef_``).
+    data : _GroupData
+        The data.
+    solve : callable
+        ``solve(ys, init)`` fits the targets ``ys`` of one time sample from
+        the warm start ``init`` (None, the last ``warm_start``, or the
+        previous fit's sources at that sample, shape (S, p)); returns a
+        :class:`_SampleFit`, or None for all-zero data.
+    shapes : dict
+        The shape of each output per time sample (None: a list, any object
+        per sample); ``coef`` must be among them; ``n_iter`` is always
+        collected (a scalar unless given).
+    fill : dict | None
+        The value of outputs where ``solve`` returned None (default 0).
+
+    Returns
+    -------
+    outputs : dict
+        Each output stacked over time (trailing axis, squeezed if Y had no
+        time axis).
+    """
+    fill = fill or {}
+    out = {
+        name: [[] for _ in range(data.n_times)]
+        if shape is None
+        else np.full(
+            tuple(shape) + (data.n_times,),
+            fill.get(name, 0),
+            dtype=int if name == "n_iter" else float,
+        )
+        for name, shape in {"n_iter": (), **shapes}.items()
+    }
+    previous = _previous_coef(est, out["coef"].shape)
+    init = None
+    for t in range(data.n_times):
+        if previous is not None:
+            init = previous[..., t]
+        fit = solve(data.targets(t), init)
+        if fit is None:  # all-zero data
+            continue
+        if not fit.converged:
+            _warn_convergence(
+                type(est).__name__,
+                int(np.max(fit.n_iter)),
+                float(np.max(fit.criterion)),
+                est.tol,
+            )
+        out["n_iter"][..., t] = fit.n_iter
+        for name, value in fit.outputs.items():
+            if shapes[name] is None:
+                out[name][t] = value
+            else:
+                out[name][..., t] = value
+        logger.info(
+            "%s: time sample %d/%d, %d iterations, %d active sources",
+            type(est).__name__,
+            t + 1,
+            data.n_times,
+            np.max(fit.n_iter),
+            np.count_nonzero(fit.outputs["coef"].any(axis=0)),
+        )
+        init = fit.warm_start
+    return {name: data.squeeze(value) for name, value in out.items()}
 
 
 def _working_set_solve(*, n_features, gap, violation, support, epoch, tol, max_iter):

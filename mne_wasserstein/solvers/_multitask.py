@@ -12,9 +12,9 @@ import numpy as np
 from ._base import (
     _check_alpha,
     _check_xy,
-    _pad_designs,
-    _previous_coef,
-    _warn_convergence,
+    _fit_over_time,
+    _pad,
+    _SampleFit,
     _working_set_solve,
 )
 from ._cd import _group_epoch
@@ -59,11 +59,8 @@ def _multitask_solve(X, Y, lam21, lam1, coef_init, tol, max_iter):
     ``min sum_s (1/2n_s)||y_s - X_s (c_s + d_s)||^2 + lam21 sum_j ||c_j||_2
     + lam1 sum_s ||d_s||_1`` by exact block coordinate descent.
     """
-    Xp, n = _pad_designs(X)
+    Xp, Yp, n = _pad(X, Y)
     S, _, p = Xp.shape
-    Yp = np.zeros((S, Xp.shape[1]))
-    for s, y in enumerate(Y):
-        Yp[s, : n[s]] = y
     inv_n = 1.0 / n
     common, specific = np.zeros((S, p)), np.zeros((S, p))
     if coef_init is not None:
@@ -111,29 +108,33 @@ def _multitask_solve(X, Y, lam21, lam1, coef_init, tol, max_iter):
     )
 
 
-def _fit_over_time(est, X, Y, solve):
-    """Fit ``solve(Xs, ys, init)`` at each time sample with warm starts."""
+def _multitask_fit(est, X, Y, alpha_max, l1_ratio):
+    """Fit a multi-task estimator over time samples (see :func:`_fit_over_time`).
+
+    At each sample, ``lam21 = est.alpha * alpha_max(Xs, ys)`` (the l21
+    threshold giving zero) and ``lam1 = l1_ratio * lam21`` (``inf``: the
+    Group Lasso). Sets ``coef_``, ``n_iter_`` and ``dual_gap_``.
+    """
     _check_alpha(est.alpha)
-    Xs, Ys, has_time = _check_xy(X, Y)
-    n_times = Ys[0].shape[1]
-    S, p = len(Xs), Xs[0].shape[1]
-    coef = np.zeros((S, p, n_times))
-    n_iter = np.zeros(n_times, int)
-    gaps = np.zeros(n_times)
-    previous = _previous_coef(est, coef.shape)
-    init = None
-    for t in range(n_times):
-        if previous is not None:
-            init = previous[:, :, t]
-        res = solve(Xs, [y[:, t] for y in Ys], init)
-        if res is None:  # all-zero data
-            continue
-        if not res.converged:
-            _warn_convergence(type(est).__name__, res.n_iter, res.gap, est.tol)
-        coef[:, :, t], n_iter[t], gaps[t] = res.coef, res.n_iter, res.gap
-        init = res.coef_common
-    squeeze = (lambda a: a) if has_time else (lambda a: a[..., 0])
-    est.coef_ = squeeze(coef)
-    est.n_iter_ = squeeze(n_iter)
-    est.dual_gap_ = squeeze(gaps)
+    data = _check_xy(X, Y)
+
+    def sample(ys, init):
+        lam_max = alpha_max(data.X, ys)
+        if lam_max == 0:
+            return None
+        lam21 = est.alpha * lam_max
+        res = _multitask_solve(
+            data.X, ys, lam21, l1_ratio * lam21, init, est.tol, est.max_iter
+        )
+        return _SampleFit(
+            outputs=dict(coef=res.coef, dual_gap=res.gap),
+            n_iter=res.n_iter,
+            criterion=res.gap,
+            converged=res.converged,
+            warm_start=res.coef_common,
+        )
+
+    shape = (data.n_subjects, data.n_sources)
+    out = _fit_over_time(est, data, sample, dict(coef=shape, dual_gap=()))
+    est.coef_, est.n_iter_, est.dual_gap_ = out["coef"], out["n_iter"], out["dual_gap"]
     return est

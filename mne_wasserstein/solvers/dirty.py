@@ -1,11 +1,13 @@
 """Dirty models: a common (l21) plus a subject-specific (l1) part."""
 
+from functools import partial
+
 import numpy as np
 
 from .._docs import fill_doc
 from .._estimator import Estimator
-from ._base import _pad_designs
-from ._multitask import _correlations, _fit_over_time, _multitask_solve
+from ._base import _pad
+from ._multitask import _correlations, _multitask_fit, _multitask_solve
 
 __all__ = ["DirtyModel", "dirty_alpha_max", "dirty_solver"]
 
@@ -28,10 +30,7 @@ def dirty_alpha_max(X, Y, beta):
         ``max(max_j ||c_j||_2, max_sj |c_sj| / beta)`` with
         ``c_sj = X_sj^T y_s / n_s``.
     """
-    Xp, n = _pad_designs(X)
-    Yp = np.zeros(Xp.shape[:2])
-    for s, y in enumerate(Y):
-        Yp[s, : n[s]] = y
+    Xp, Yp, n = _pad(X, Y)
     corr = _correlations(Xp, Yp, n)
     return float(max(np.linalg.norm(corr, axis=0).max(), np.abs(corr).max() / beta))
 
@@ -131,19 +130,6 @@ class DirtyModel(Estimator):
         if not self.beta > 0:
             raise ValueError(f"beta must be > 0, got {self.beta}")
 
-        def solve(Xs, ys, init):
-            a_max = dirty_alpha_max(Xs, ys, self.beta)
-            if a_max == 0:
-                return None
-            mu = self.alpha * a_max
-            return dirty_solver(
-                Xs,
-                ys,
-                mu,
-                self.beta * mu,
-                coef_init=init,
-                tol=self.tol,
-                max_iter=self.max_iter,
-            )
-
-        return _fit_over_time(self, X, Y, solve)
+        return _multitask_fit(
+            self, X, Y, partial(dirty_alpha_max, beta=self.beta), self.beta
+        )

@@ -4,11 +4,11 @@ import numpy as np
 
 from .._docs import fill_doc
 from .._estimator import Estimator
-from ._base import _pad_designs
+from ._base import _pad
 from ._multitask import (
     MultiTaskResult,
     _correlations,
-    _fit_over_time,
+    _multitask_fit,
     _multitask_solve,
 )
 
@@ -35,10 +35,7 @@ def group_lasso_alpha_max(X, Y):
     lam_max : float
         ``max_j sqrt(sum_s (X_sj^T y_s / n_s)^2)``.
     """
-    Xp, n = _pad_designs(X)
-    Yp = np.zeros(Xp.shape[:2])
-    for s, y in enumerate(Y):
-        Yp[s, : n[s]] = y
+    Xp, Yp, n = _pad(X, Y)
     return float(np.linalg.norm(_correlations(Xp, Yp, n), axis=0).max())
 
 
@@ -121,18 +118,4 @@ class GroupLasso(Estimator):
         self : GroupLasso
             The fitted estimator.
         """
-
-        def solve(Xs, ys, init):
-            lam_max = group_lasso_alpha_max(Xs, ys)
-            if lam_max == 0:
-                return None
-            return group_lasso_solver(
-                Xs,
-                ys,
-                self.alpha * lam_max,
-                coef_init=init,
-                tol=self.tol,
-                max_iter=self.max_iter,
-            )
-
-        return _fit_over_time(self, X, Y, solve)
+        return _multitask_fit(self, X, Y, group_lasso_alpha_max, np.inf)

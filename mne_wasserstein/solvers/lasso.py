@@ -1,6 +1,7 @@
 """Independent Lasso per subject (minimum current estimates, MCE)."""
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -9,9 +10,9 @@ from .._estimator import Estimator
 from ._base import (
     _check_alpha,
     _check_xy,
+    _fit_over_time,
     _l05_weights,
-    _previous_coef,
-    _warn_convergence,
+    _SampleFit,
     _working_set_solve,
 )
 from ._cd import _cd_epoch
@@ -279,34 +280,41 @@ class IndependentLasso(Estimator):
         _check_alpha(self.alpha)
         if self.q not in (1, 0.5):
             raise ValueError(f"q must be 1 or 0.5, got {self.q!r}")
-        Xs, Ys, has_time = _check_xy(X, Y)
-        n_subjects, n_times = len(Xs), Ys[0].shape[1]
-        p = Xs[0].shape[1]
-        coef = np.zeros((n_subjects, p, n_times))
-        lam_max = np.zeros((n_subjects, n_times))
-        n_iter = np.zeros((n_subjects, n_times), int)
-        gaps = np.zeros((n_subjects, n_times))
-        previous = _previous_coef(self, coef.shape)
-        for s, (x_s, y_s) in enumerate(zip(Xs, Ys, strict=True)):
-            init = None
-            for t in range(n_times):
-                if previous is not None:
-                    init = previous[s, :, t]
-                lam_max[s, t] = lasso_alpha_max(x_s, y_s[:, t])
-                if lam_max[s, t] == 0:
-                    continue
-                kwargs = dict(coef_init=init, tol=self.tol, max_iter=self.max_iter)
-                if self.q == 0.5:
-                    kwargs["reweighting_steps"] = self.reweighting_steps
-                solver = lasso_solver if self.q == 1 else reweighted_lasso_solver
-                res = solver(x_s, y_s[:, t], self.alpha * lam_max[s, t], **kwargs)
-                if not res.converged:
-                    _warn_convergence("IndependentLasso", res.n_iter, res.gap, self.tol)
-                coef[s, :, t], n_iter[s, t], gaps[s, t] = res.coef, res.n_iter, res.gap
-                init = res.coef
-        squeeze = (lambda a: a) if has_time else (lambda a: a[..., 0])
-        self.coef_ = squeeze(coef)
-        self.alpha_max_ = squeeze(lam_max)
-        self.n_iter_ = squeeze(n_iter)
-        self.dual_gap_ = squeeze(gaps)
+        data = _check_xy(X, Y)
+        S, p = data.n_subjects, data.n_sources
+        shapes = dict(coef=(S, p), alpha_max=(S,), dual_gap=(S,), n_iter=(S,))
+        out = _fit_over_time(self, data, partial(self._fit_sample, data.X), shapes)
+        self.coef_ = out["coef"]
+        self.alpha_max_ = out["alpha_max"]
+        self.n_iter_ = out["n_iter"]
+        self.dual_gap_ = out["dual_gap"]
         return self
+
+    def _fit_sample(self, Xs, ys, init):
+        """Fit each subject at one time sample (see ``_fit_over_time``)."""
+        S, p = len(Xs), Xs[0].shape[1]
+        coef, gaps = np.zeros((S, p)), np.zeros(S)
+        lam_max, n_iter = np.zeros(S), np.zeros(S, int)
+        converged = True
+        for s, (x_s, y_s) in enumerate(zip(Xs, ys, strict=True)):
+            lam_max[s] = lasso_alpha_max(x_s, y_s)
+            if lam_max[s] == 0:
+                continue
+            kwargs = dict(
+                coef_init=None if init is None else init[s],
+                tol=self.tol,
+                max_iter=self.max_iter,
+            )
+            if self.q == 0.5:
+                kwargs["reweighting_steps"] = self.reweighting_steps
+            solver = lasso_solver if self.q == 1 else reweighted_lasso_solver
+            res = solver(x_s, y_s, self.alpha * lam_max[s], **kwargs)
+            coef[s], n_iter[s], gaps[s] = res.coef, res.n_iter, res.gap
+            converged &= res.converged
+        return _SampleFit(
+            outputs=dict(coef=coef, alpha_max=lam_max, dual_gap=gaps),
+            n_iter=n_iter,
+            criterion=gaps,
+            converged=converged,
+            warm_start=coef,
+        )

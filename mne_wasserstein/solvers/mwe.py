@@ -7,6 +7,7 @@ ones (``alpha``, ``beta``) build on it.
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -23,10 +24,11 @@ from ..ot import (
 from ._base import (
     _check_alpha,
     _check_xy,
+    _fit_over_time,
     _l05_weights,
-    _pad_designs,
+    _pad,
     _previous_coef,
-    _warn_convergence,
+    _SampleFit,
 )
 from ._cd import _cd_epoch
 
@@ -324,11 +326,8 @@ def _build_problem(
     X, Y, ground_metric, lam, mu, epsilon, gamma, tau, concomitant, sigma0, weights
 ):
     """Pad the data and fix the weights of :func:`mwe_solver`."""
-    Xp, n = _pad_designs(X)
-    S, n_max, p = Xp.shape
-    Yp = np.zeros((S, n_max))
-    for s, y in enumerate(Y):
-        Yp[s, : n[s]] = y
+    Xp, Yp, n = _pad(X, Y)
+    S, _, p = Xp.shape
     if sigma0 is None:
         sigma0 = 0.01 * min(np.linalg.norm(y) / np.sqrt(len(y)) for y in Y)
     lam_w = lam * (np.ones((S, p)) if weights is None else np.asarray(weights, float))
@@ -672,8 +671,8 @@ class _WassersteinEstimator(Estimator):
             raise ValueError(f"q must be 1 or 0.5, got {self.q!r}")
         if not self.tau > 0:
             raise ValueError(f"tau must be > 0, got {self.tau}")
-        Xs, Ys, has_time = _check_xy(X, Y)
-        p = Xs[0].shape[1]
+        data = _check_xy(X, Y)
+        S, p = data.n_subjects, data.n_sources
         epsilon, gamma = self._ot_parameters()
         with use_log_level(self.verbose):
             kernel = make_kernel(self.ground_metric, epsilon, backend=self.backend)
@@ -682,98 +681,89 @@ class _WassersteinEstimator(Estimator):
                     f"The ground metric has {kernel.n_points} points but X has "
                     f"{p} sources"
                 )
-            result = self._fit_arrays(Xs, Ys, kernel, gamma, concomitant)
-        squeeze = (lambda a: a) if has_time else (lambda a: a[..., 0])
-        coef, bary, sigma, n_iter, objective, lam_max = result
-        self.coef_ = squeeze(coef)
-        self.barycenter_ = squeeze(bary)
-        self.sigma_ = squeeze(sigma)
-        self.n_iter_ = squeeze(n_iter)
-        self.objective_ = objective if has_time else objective[0]
-        self.alpha_max_ = squeeze(lam_max)
+            units = _InternalUnits.of(data)
+            if _previous_coef(self, (S, p, data.n_times)) is None:
+                self._ot_state = None  # else: continue from the last fit
+            solve = partial(self._fit_sample, units, kernel, gamma, concomitant)
+            shapes = dict(coef=(S, p), barycenter=(p,), sigma=(S,), alpha_max=())
+            shapes["objective"] = None  # a list per time sample
+            out = _fit_over_time(self, data, solve, shapes, fill=dict(sigma=1.0))
+        self.coef_ = out["coef"]
+        self.barycenter_ = out["barycenter"]
+        self.sigma_ = out["sigma"]
+        self.n_iter_ = out["n_iter"]
+        self.objective_ = out["objective"]
+        self.alpha_max_ = out["alpha_max"]
         self.epsilon_, self.gamma_ = epsilon, gamma
         return self
 
-    def _fit_arrays(self, Xs, Ys, kernel, gamma, concomitant):
-        S, p, n_times = len(Xs), Xs[0].shape[1], Ys[0].shape[1]
-        # internal units: unit mean column norm and unit largest rms
-        # measurement, undone on the way out (exact invariance to the scale
-        # of X and Y)
-        x_scale = np.sqrt(np.mean([np.mean(x**2) for x in Xs]) + 1e-300)
-        y_scale = max(np.linalg.norm(y, axis=0).max() / np.sqrt(len(y)) for y in Ys)
-        amp = y_scale / x_scale if y_scale > 0 else 1.0
-        Xn = [x / x_scale for x in Xs]
-        Yn = [y / y_scale for y in Ys] if y_scale > 0 else Ys
+    def _fit_sample(self, units, kernel, gamma, concomitant, ys, init):
+        """Fit one time sample in internal units (see ``_fit_over_time``)."""
+        Xn, ys = units.X, [y / units.y_scale for y in ys]
         sigma0 = getattr(self, "sigma0", None)  # MTW has no noise levels
         if sigma0 is not None:
-            sigma0 = sigma0 / max(y_scale, 1e-300)
-        coef = np.zeros((S, p, n_times))
-        bary = np.zeros((p, n_times))
-        sigma = np.ones((S, n_times))
-        n_iter = np.zeros(n_times, int)
-        lam_max = np.zeros(n_times)
-        objective = [[] for _ in range(n_times)]
-        previous = _previous_coef(self, coef.shape)
-        init, state = None, None
-        if previous is not None:
-            state = getattr(self, "_ot_state", None)
-        for t in range(n_times):
-            if previous is not None:
-                init = previous[:, :, t] / amp
-            ys = [y[:, t] for y in Yn]
-            lam_max[t] = mwe_alpha_max(Xn, ys, concomitant=concomitant, sigma0=sigma0)
-            if lam_max[t] == 0:
-                continue
-            lam = self.alpha * lam_max[t]
-            # the transport term weighs beta lam_max / gamma sum_s W_u: in the
-            # coordinate update its weight c = mu gamma / S is beta lam_max
-            mu = self.beta * S * lam_max[t] / gamma
-            kwargs = dict(
-                gamma=gamma,
-                tau=self.tau,
-                concomitant=concomitant,
-                sigma0=sigma0,
-                coef_init=init,
-                ot_init=state,
-                tol=self.tol,
-                max_iter=self.max_iter,
-                n_jobs=self.n_jobs,
-            )
-            if self.q == 1:
-                res = mwe_solver(Xn, ys, kernel, lam, mu, **kwargs)
-            else:
-                res = reweighted_mwe_solver(
-                    Xn,
-                    ys,
-                    kernel,
-                    lam,
-                    mu,
-                    reweighting_steps=self.reweighting_steps,
-                    **kwargs,
-                )
-            if not res.converged:
-                crit = (
-                    abs(res.objective[-2] - res.objective[-1]) / abs(res.objective[-1])
-                    if len(res.objective) > 1
-                    else np.inf
-                )
-                _warn_convergence(type(self).__name__, res.n_iter, crit, self.tol)
-            logger.info(
-                "%s: time %d/%d, %d outer iterations, %d active sources",
-                type(self).__name__,
-                t + 1,
-                n_times,
-                res.n_iter,
-                np.count_nonzero(res.coef.any(axis=0)),
-            )
-            coef[:, :, t] = res.coef * amp
-            bary[:, t] = res.barycenter * amp
-            sigma[:, t] = res.sigma * (y_scale if concomitant else 1.0)
-            n_iter[t] = res.n_iter
-            objective[t] = res.objective
-            init, state = res.coef, res.ot_state
-        self._ot_state = state
-        return coef, bary, sigma, n_iter, objective, lam_max
+            sigma0 = sigma0 / units.y_scale
+        lam_max = mwe_alpha_max(Xn, ys, concomitant=concomitant, sigma0=sigma0)
+        if lam_max == 0:
+            return None
+        # the transport term weighs beta lam_max / gamma sum_s W_u: in the
+        # coordinate update its weight c = mu gamma / S is beta lam_max
+        mu = self.beta * len(Xn) * lam_max / gamma
+        kwargs = dict(
+            gamma=gamma,
+            tau=self.tau,
+            concomitant=concomitant,
+            sigma0=sigma0,
+            coef_init=None if init is None else init / units.amplitude,
+            ot_init=self._ot_state,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            n_jobs=self.n_jobs,
+        )
+        lam = self.alpha * lam_max
+        if self.q == 1:
+            res = mwe_solver(Xn, ys, kernel, lam, mu, **kwargs)
+        else:
+            kwargs["reweighting_steps"] = self.reweighting_steps
+            res = reweighted_mwe_solver(Xn, ys, kernel, lam, mu, **kwargs)
+        self._ot_state = res.ot_state
+        obj = res.objective
+        coef = res.coef * units.amplitude
+        return _SampleFit(
+            outputs=dict(
+                coef=coef,
+                barycenter=res.barycenter * units.amplitude,
+                sigma=res.sigma * (units.y_scale if concomitant else 1.0),
+                alpha_max=lam_max,
+                objective=obj,
+            ),
+            n_iter=res.n_iter,
+            criterion=abs(obj[-2] - obj[-1]) / abs(obj[-1]) if len(obj) > 1 else np.inf,
+            converged=res.converged,
+            warm_start=coef,
+        )
+
+
+@dataclass(frozen=True)
+class _InternalUnits:
+    """Unit mean column norm and unit largest rms measurement.
+
+    MWE works on ``X / x_scale`` and ``Y / y_scale``; sources and barycenters
+    come back multiplied by ``amplitude = y_scale / x_scale`` and noise
+    levels by ``y_scale``: exact invariance to the scales of X and Y.
+    """
+
+    X: list
+    y_scale: float
+    amplitude: float
+
+    @classmethod
+    def of(cls, data):
+        x_scale = np.sqrt(np.mean([np.mean(x**2) for x in data.X]) + 1e-300)
+        y_scale = max(np.linalg.norm(y, axis=0).max() / np.sqrt(len(y)) for y in data.Y)
+        if y_scale == 0:  # all-zero data: nothing is fitted
+            return cls([x / x_scale for x in data.X], 1.0, 1.0)
+        return cls([x / x_scale for x in data.X], y_scale, y_scale / x_scale)
 
 
 @fill_doc
