@@ -74,9 +74,10 @@ class DirtyModel(Estimator):
     """Dirty multi-task model (Jalali et al. 2010; paper 001, appendix).
 
     Each subject's sources are ``c_s + d_s``: ``c`` has a support shared by
-    all subjects (l21 penalty ``mu``), ``d`` is specific to each subject (l1
-    penalty ``lam = beta mu``). ``mu = alpha a_max`` with ``a_max`` from
-    :func:`dirty_alpha_max`, the smallest value giving all-zero solutions.
+    all subjects (l21 threshold ``lam21``), ``d`` is specific to each
+    subject (l1 threshold ``lam1 = beta lam21``), as in :func:`dirty_solver`.
+    ``lam21 = alpha a_max`` with ``a_max`` from :func:`dirty_alpha_max`, the
+    smallest value giving all-zero solutions.
     ``beta >= 1`` gives the Group Lasso (the specific part is never cheaper),
     ``beta <= 1 / sqrt(n_subjects)`` the independent Lasso with a common
     threshold (the common part is never cheaper).
