@@ -95,7 +95,9 @@ def basis_functions(basis, times, t_r, hrf_length, integral=False):
     return np.where(inside, _parametric_basis(t, basis, False), 0.0)
 
 
-def event_regressors(frame_times, onsets, durations, modulations, basis, t_r, L):
+def event_regressors(
+    frame_times, onsets, durations, modulations, basis, t_r, hrf_length
+):
     """Regressors of each event convolved with each basis function.
 
     Returns
@@ -103,10 +105,10 @@ def event_regressors(frame_times, onsets, durations, modulations, basis, t_r, L)
     regressors : array, shape (n_scans, n_events, n_basis)
     """
     lag = np.asarray(frame_times, float)[:, np.newaxis] - onsets
-    impulse = basis_functions(basis, lag, t_r, L)
-    boxcar = basis_functions(basis, lag, t_r, L, integral=True) - basis_functions(
-        basis, lag - durations, t_r, L, integral=True
-    )
+    impulse = basis_functions(basis, lag, t_r, hrf_length)
+    boxcar = basis_functions(
+        basis, lag, t_r, hrf_length, integral=True
+    ) - basis_functions(basis, lag - durations, t_r, hrf_length, integral=True)
     out = np.where((durations > 0)[:, np.newaxis], boxcar, impulse)
     return out * modulations[:, np.newaxis]
 

@@ -107,17 +107,17 @@ def _fit_glm(G, xty, yty, d, B, ref):
     return _ChunkFit(W * scale, sign * norm, _explained(rss, yty), converged, 0)
 
 
-def _fit_trials(G, xty, yty, d, S, trials, solve):
+def _fit_trials(G, xty, yty, d, weights, trials, solve):
     """Fit the condition-level HRF, then each trial from it (``"r1glms"`` mode)."""
-    n_events, n_vox = len(S), xty.shape[1]
+    n_events, n_vox = len(weights), xty.shape[1]
     xty_e = xty.reshape(n_events, d, n_vox)
-    xty_c = np.einsum("mdv,mk->kdv", xty_e, S)
+    xty_c = np.einsum("mdv,mk->kdv", xty_e, weights)
     res = rank_one_solver(G, xty_c.reshape(-1, n_vox), yty, d, **solve)
     betas = np.empty((n_events, n_vox))
     converged, n_iter = res.converged.copy(), res.n_iter
-    for t, (L, G_t) in enumerate(trials):
+    for t, (mixing, G_t) in enumerate(trials):
         aug = np.concatenate([xty_e[t : t + 1], xty_c])
-        xty_t = np.einsum("jr,rdv->jdv", L, aug).reshape(-1, n_vox)
+        xty_t = np.einsum("jr,rdv->jdv", mixing, aug).reshape(-1, n_vox)
         res_t = rank_one_solver(G_t, xty_t, yty, d, hrf_init=res.hrf, **solve)
         betas[t] = res_t.betas[0]
         converged &= res_t.converged
@@ -435,18 +435,22 @@ class RankOneGLM(Estimator):
             Xs = [pe.reshape(len(pe), -1) for pe in design.PE]
             trials = []
             for t in range(len(design.event_cond)):
-                L = design.trial_mixing(t)
+                mixing = design.trial_mixing(t)
                 aug = [
                     np.concatenate([pe[:, t : t + 1], x.reshape(len(x), -1, d)], axis=1)
                     for pe, x in zip(design.PE, Xc, strict=True)
                 ]
-                X_t = [np.einsum("jr,nrd->njd", L, a).reshape(len(a), -1) for a in aug]
-                trials.append((L, _gram(X_t)))
+                X_t = [
+                    np.einsum("jr,nrd->njd", mixing, a).reshape(len(a), -1) for a in aug
+                ]
+                trials.append((mixing, _gram(X_t)))
         else:
             Xs = Xc
         B = self._basis(self.hrf_times_)
         ctx = dict(G=G, Xs=Xs, Q=design.Q, data=runs.data, d=d, B=B)
-        ctx.update(ref=self._hrf_ref(), trials=trials, S=design.condition_weights())
+        ctx.update(
+            ref=self._hrf_ref(), trials=trials, weights=design.condition_weights()
+        )
         chunks = [idx[i : i + _CHUNK] for i in range(0, len(idx), _CHUNK)]
         logger.info(
             f"Rank-1 GLM ({self.mode}, {self.basis}): {len(idx)} voxels, "
@@ -485,7 +489,7 @@ class RankOneGLM(Estimator):
                 stacklevel=3,
             )
 
-    def _fit_chunk(self, cols, G, Xs, Q, data, d, B, ref, trials, S):
+    def _fit_chunk(self, cols, G, Xs, Q, data, d, B, ref, trials, weights):
         """Fit the voxels ``cols`` (a :class:`_ChunkFit`)."""
         xty, yty = 0.0, 0.0
         for X, q, Y in zip(Xs, Q, data, strict=True):
@@ -496,7 +500,7 @@ class RankOneGLM(Estimator):
             return _fit_glm(G, xty, yty, d, B, ref)
         solve = dict(basis_values=B, hrf_ref=ref, tol=self.tol, max_iter=self.max_iter)
         if self.mode == "r1glms":
-            return _fit_trials(G, xty, yty, d, S, trials, solve)
+            return _fit_trials(G, xty, yty, d, weights, trials, solve)
         res = rank_one_solver(G, xty, yty, d, **solve)
         score = _explained(res.objective, yty)
         return _ChunkFit(res.hrf, res.betas, score, res.converged, res.n_iter)
@@ -646,8 +650,10 @@ class RankOneGLM(Estimator):
         w = self._contrast_weights(contrast_def)
         if self.mode == "r1glms":
             cond = [name.rsplit("_", 1)[0] for name in self.regressor_names_]
-            S = np.array([[c == k for k in self.conditions_] for c in cond], float)
-            betas = (S / S.sum(axis=0)).T @ self.betas_
+            weights = np.array(
+                [[c == k for k in self.conditions_] for c in cond], float
+            )
+            betas = (weights / weights.sum(axis=0)).T @ self.betas_
         else:
             betas = self.betas_
         return self._to_output(w @ betas)

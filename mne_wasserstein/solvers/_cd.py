@@ -2,17 +2,17 @@
 
 Every model of the package is solved on the split ``x = x+ - x-`` with
 ``x+, x- >= 0``, one coordinate at a time, with residual updates. For a
-non-negative coordinate ``t`` with column ``a`` (``A = ||a||^2 / n``) and
+non-negative coordinate ``t`` with column ``a`` (``a2 = ||a||^2 / n``) and
 partial correlation ``b = a^T r / n`` (``r`` the residual without ``t``), the
 block objective of every model of the package reads
 
-    (A / 2) t^2 - b t + sigma [ c (t - m log(t + tau)) + lam t ],   t >= 0,
+    (a2 / 2) t^2 - b t + sigma [ c (t - m log(t + tau)) + lam t ],   t >= 0,
 
 (``c = 0`` for the Lasso: no transport term). It is convex and its minimiser
 has a closed form: with ``g = b - sigma (c + lam)``, ``t = 0`` if
 ``g <= 0`` and ``g tau + sigma c m <= 0``, else the positive root of
-``A t^2 + (A tau - g) t - (g tau + sigma c m) = 0``. With ``c = 0`` this is
-the soft-threshold ``max(g, 0) / A``.
+``a2 t^2 + (a2 tau - g) t - (g tau + sigma c m) = 0``. With ``c = 0`` this is
+the soft-threshold ``max(g, 0) / a2``.
 """
 
 import numpy as np
@@ -20,20 +20,20 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _prox_nonneg(A, b, lam, sigma, c, m, tau):
+def _prox_nonneg(a2, b, lam, sigma, c, m, tau):
     """Minimise the one-coordinate objective above over t >= 0."""
     g = b - sigma * (c + lam)
     # zero iff the derivative at 0, -g - sigma c m / tau, is >= 0 (for
     # tau = 0 that needs c m = 0 and g <= 0)
     if g <= 0.0 and g * tau + sigma * c * m <= 0.0:
         return 0.0
-    lin = A * tau - g
-    disc = lin * lin + 4.0 * A * (g * tau + sigma * c * m)
+    lin = a2 * tau - g
+    disc = lin * lin + 4.0 * a2 * (g * tau + sigma * c * m)
     root = np.sqrt(max(disc, 0.0))
     # numerically stable form of the positive root
     if lin >= 0.0:
         return 2.0 * (g * tau + sigma * c * m) / (lin + root)
-    return (root - lin) / (2.0 * A)
+    return (root - lin) / (2.0 * a2)
 
 
 @njit(cache=True, nogil=True)
@@ -70,8 +70,8 @@ def _cd_epoch(X, R, coef, col_norms, ws, lam_w, sigma, c, marg, tau):
     n = X.shape[0]
     max_change = 0.0
     for j in ws:
-        A = col_norms[j]
-        if A == 0.0:
+        a2 = col_norms[j]
+        if a2 == 0.0:
             continue
         for sign_idx in range(2):
             sign = 1.0 - 2.0 * sign_idx
@@ -80,8 +80,8 @@ def _cd_epoch(X, R, coef, col_norms, ws, lam_w, sigma, c, marg, tau):
             b = 0.0
             for i in range(n):
                 b += X[i, j] * R[i]
-            b = sign * b / n + A * old
-            new = _prox_nonneg(A, b, lam_w[j], sigma, c, marg[sign_idx, j], tau)
+            b = sign * b / n + a2 * old
+            new = _prox_nonneg(a2, b, lam_w[j], sigma, c, marg[sign_idx, j], tau)
             if new != old:
                 delta = sign * (new - old)
                 for i in range(n):
@@ -92,7 +92,7 @@ def _cd_epoch(X, R, coef, col_norms, ws, lam_w, sigma, c, marg, tau):
 
 
 @njit(cache=True)
-def _group_prox(A, b, lam):
+def _group_prox(a2, b, lam):
     """Minimise ``sum_s (A_s/2) v_s^2 - b_s v_s + lam ||v||_2`` over v.
 
     The minimiser is zero when ``||b|| <= lam``; otherwise
@@ -112,9 +112,9 @@ def _group_prox(A, b, lam):
     for _ in range(100):
         psi, dpsi = -1.0, 0.0
         for s in range(S):
-            d = A[s] * r + lam
+            d = a2[s] * r + lam
             psi += b[s] * b[s] / (d * d)
-            dpsi -= 2.0 * b[s] * b[s] * A[s] / (d * d * d)
+            dpsi -= 2.0 * b[s] * b[s] * a2[s] / (d * d * d)
         if dpsi == 0.0:
             break
         step = psi / dpsi
@@ -122,7 +122,7 @@ def _group_prox(A, b, lam):
         if abs(step) <= 1e-15 * r:
             break
     for s in range(S):
-        out[s] = b[s] * r / (A[s] * r + lam)
+        out[s] = b[s] * r / (a2[s] * r + lam)
     return out
 
 
