@@ -92,12 +92,23 @@ def _cd_epoch(X, R, coef, col_norms, ws, lam_w, sigma, c, marg, tau):
 
 
 @njit(cache=True)
+def _lasso_epoch(X, R, coef, col_norms, ws, lam_w):
+    """:func:`_cd_epoch` of the Lasso: no transport term, no noise level.
+
+    ``c = 0`` removes the transport term, so its marginals and shift are
+    never read (zeros are passed); ``sigma = 1``.
+    """
+    no_marginals = np.zeros((2, coef.shape[1]))
+    return _cd_epoch(X, R, coef, col_norms, ws, lam_w, 1.0, 0.0, no_marginals, 0.0)
+
+
+@njit(cache=True)
 def _group_prox(a2, b, lam):
-    """Minimise ``sum_s (A_s/2) v_s^2 - b_s v_s + lam ||v||_2`` over v.
+    """Minimise ``sum_s (a2_s/2) v_s^2 - b_s v_s + lam ||v||_2`` over v.
 
     The minimiser is zero when ``||b|| <= lam``; otherwise
-    ``v_s = b_s r / (A_s r + lam)`` where ``r = ||v|| > 0`` solves
-    ``psi(r) = sum_s b_s^2 / (A_s r + lam)^2 - 1 = 0``; ``psi`` is convex and
+    ``v_s = b_s r / (a2_s r + lam)`` where ``r = ||v|| > 0`` solves
+    ``psi(r) = sum_s b_s^2 / (a2_s r + lam)^2 - 1 = 0``; ``psi`` is convex and
     decreasing with ``psi(0) > 0``, so Newton's method from ``r = 0``
     increases monotonically to the root.
     """

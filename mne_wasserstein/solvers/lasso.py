@@ -15,7 +15,7 @@ from ._base import (
     _SampleFit,
     _working_set_solve,
 )
-from ._cd import _cd_epoch
+from ._cd import _lasso_epoch
 
 __all__ = [
     "IndependentLasso",
@@ -125,7 +125,6 @@ def lasso_solver(X, y, lam, *, weights=None, coef_init=None, tol=1e-8, max_iter=
         coef[1] = np.maximum(-np.asarray(coef_init), 0)
     R = y - X @ (coef[0] - coef[1])
     col_norms = np.einsum("ij,ij->j", X, X) / n
-    no_transport = np.zeros((2, p))
     scale = 0.5 * (y @ y) / n
 
     def gap(ws):
@@ -139,9 +138,7 @@ def lasso_solver(X, y, lam, *, weights=None, coef_init=None, tol=1e-8, max_iter=
         gap=gap,
         violation=lambda: np.abs(X.T @ R) / n / np.maximum(lam_w, 1e-300),
         support=lambda: (coef[0] != 0) | (coef[1] != 0),
-        epoch=lambda ws: _cd_epoch(
-            X, R, coef, col_norms, ws, lam_w, 1.0, 0.0, no_transport, 0.0
-        ),
+        epoch=lambda ws: _lasso_epoch(X, R, coef, col_norms, ws, lam_w),
         tol=tol * scale,
         max_iter=max_iter,
     )
