@@ -185,37 +185,34 @@ def _best_auc(make, coef, X, Y, grid):
 
 
 @pytest.mark.parametrize("jitter", [0, 4])
-def test_recovery_on_a_grid(jitter):
+def test_recovery_against_the_lassos(jitter):
     """MWE_0.5 against independent and Group Lasso, best point of a grid.
 
-    Shared supports and few noisy measurements (n = 20, p = 80): MWE_0.5
-    clearly beats the Lasso; with every other subject's sources jittered
-    by 2-4 positions it beats the Group Lasso and is not worse than the
-    Lasso. Means over two seeds; epsilon = 0.5 grid step (sharp transport).
+    Shared supports and few noisy measurements (n = 20, p = 80, seed 2):
+    MWE_0.5 clearly beats the Lasso; with every other subject's sources
+    jittered by 2-4 positions it beats the Group Lasso and is not worse than
+    the Lasso. epsilon = 0.5 grid step (sharp transport). The Lassos take
+    the best of their alpha grid; MWE the best of two transport weights at
+    the alpha that ``benchmarks/bench_recovery.py`` finds best on most seeds
+    (that script runs the full grid, on more seeds).
     """
-    scores = {"lasso": [], "group": [], "mwe": []}
-    for seed in (0, 2):
-        X, Y, coef, M = sparse_multitask(seed, jitter=jitter)
-        grid = [(a,) for a in ALPHAS]
-        scores["lasso"].append(
-            _best_auc(lambda a: IndependentLasso(a, q=0.5), coef, X, Y, grid)
-        )
-        scores["group"].append(_best_auc(GroupLasso, coef, X, Y, grid))
-        scores["mwe"].append(
-            _best_auc(
-                lambda a, b, M=M: MWE(M, alpha=a, beta=b, epsilon=0.5, tol=1e-4),
-                coef,
-                X,
-                Y,
-                [(a, b) for a in ALPHAS for b in BETAS],
-            )
-        )
-    mean = {k: np.mean(v) for k, v in scores.items()}
+    X, Y, coef, M = sparse_multitask(2, jitter=jitter)
+    grid = [(a,) for a in ALPHAS]
+    lasso = _best_auc(lambda a: IndependentLasso(a, q=0.5), coef, X, Y, grid)
+    group = _best_auc(GroupLasso, coef, X, Y, grid)
+    mwe = _best_auc(
+        lambda b: MWE(M, alpha=0.3, beta=b, epsilon=0.5, tol=1e-4),
+        coef,
+        X,
+        Y,
+        [(b,) for b in BETAS],
+    )
+    scores = dict(lasso=lasso, group=group, mwe=mwe)
     if jitter == 0:
-        assert mean["mwe"] >= mean["lasso"] + 0.15, scores
+        assert mwe >= lasso + 0.15, scores
     else:
-        assert mean["mwe"] > mean["group"], scores
-        assert mean["mwe"] >= mean["lasso"] - 0.02, scores
+        assert mwe > group, scores
+        assert mwe >= lasso - 0.02, scores
 
 
 def test_estimator_scale_invariance_and_exact_zeros():
