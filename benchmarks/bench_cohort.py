@@ -5,16 +5,23 @@ Run by hand (never in CI)::
     python benchmarks/bench_cohort.py --n-subjects 4 --repeat 3
     python benchmarks/bench_cohort.py --meshes-only --n-subjects 32 \\
         --anatomy template 0 individual exaggerated warp
+    python benchmarks/bench_cohort.py --stages --n-subjects 1 --spacing ico3 \\
+        --modality eeg
 
 The first prints the median of ``--repeat`` builds of a cohort (anatomy and
 forwards) from an empty cache and from the cache. The second writes only the
 anatomy of ``--n-subjects`` subjects per anatomy level (no forwards) and
 prints, per level, the time per subject and the validity checks of the white
 surfaces: the number of subjects whose surfaces intersect (beyond the
-template's own crossings) and the smallest distance to the inner skull.
+template's own crossings) and the smallest distance to the inner skull. The
+third builds one cohort from an empty cache in one process (``n_jobs=1``)
+and prints the time of each stage (template, anatomy, source spaces, BEM,
+forward), summed over the subjects: where the cold cost of the test suite's
+cohort fixtures goes.
 """
 
 import argparse
+import contextlib
 import json
 import shutil
 import tempfile
@@ -24,6 +31,7 @@ from pathlib import Path
 import mne
 import numpy as np
 
+import mne_wasserstein.datasets._cohort as cohort_module
 from mne_wasserstein.datasets import make_cohort, make_template
 from mne_wasserstein.datasets._cohort import (
     _both_hemispheres,
@@ -75,6 +83,75 @@ def _time_cohorts(args):
         print(
             f"{name:<14}{np.median(times):>12.2f}{min(times):>10.2f}{max(times):>10.2f}"
         )
+
+
+# stage name -> the names in mne_wasserstein.datasets._cohort that it times
+STAGES = {
+    "template": ("make_template",),
+    "anatomy": ("_write_subject",),
+    "source spaces": ("setup_source_space", "morph_source_spaces"),
+    "BEM": ("make_bem_model", "make_bem_solution"),
+    "forward": ("make_forward_solution",),
+}
+
+
+@contextlib.contextmanager
+def _timed_stages(totals):
+    """Add the time spent in each stage's functions to ``totals[stage]``."""
+    saved = {}
+
+    def timed(stage, func):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - t0
+
+        return wrapper
+
+    for stage, names in STAGES.items():
+        for name in names:
+            saved[name] = getattr(cohort_module, name)
+            setattr(cohort_module, name, timed(stage, saved[name]))
+    try:
+        yield totals
+    finally:
+        for name, func in saved.items():
+            setattr(cohort_module, name, func)
+
+
+def _time_stages(args):
+    folder = tempfile.mkdtemp(prefix="mw-stages-")
+    totals = {}
+    try:
+        with _timed_stages(totals):
+            t0 = time.perf_counter()
+            make_cohort(
+                args.n_subjects,
+                subjects_dir=folder,
+                spacing=args.spacing,
+                modality=args.modality,
+                anatomy=args.anatomy[0],
+                random_state=args.seed,
+                n_jobs=1,
+                verbose=False,
+            )
+            total = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(
+        f"make_cohort({args.n_subjects}, spacing={args.spacing!r}, "
+        f"modality={args.modality!r}, anatomy={args.anatomy[0]!r}, n_jobs=1) "
+        "from an empty cache"
+    )
+    print(f"{'stage':<16}{'time (s)':>10}{'share':>8}")
+    for stage in STAGES:
+        seconds = totals.get(stage, 0.0)
+        print(f"{stage:<16}{seconds:>10.1f}{seconds / total:>8.0%}")
+    rest = total - sum(totals.values())
+    print(f"{'other':<16}{rest:>10.1f}{rest / total:>8.0%}")
+    print(f"{'total':<16}{total:>10.1f}")
 
 
 def _check_meshes(args):
@@ -141,9 +218,16 @@ def main():
         action="store_true",
         help="write and check the anatomies only (no forwards)",
     )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="time the stages of one build from an empty cache (n_jobs=1)",
+    )
     args = parser.parse_args()
     if args.meshes_only:
         _check_meshes(args)
+    elif args.stages:
+        _time_stages(args)
     else:
         _time_cohorts(args)
 

@@ -256,11 +256,22 @@ def _read_hemis(subject_dir, kind):
     }
 
 
+@pytest.fixture(scope="module")
+def scratch_subjects_dir(tmp_path_factory):
+    """A template in a temporary folder, for anatomies kept out of the cache.
+
+    Shared by the anatomy tests below: their subjects have distinct names
+    (seed, level, index), and writing the template once saves a few seconds
+    per test.
+    """
+    return make_template(tmp_path_factory.mktemp("anatomies"))
+
+
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("seed, index", [(1, 0), (2, 5)])
-def test_anatomy_meshes_are_valid(level, seed, index, tmp_path):
+def test_anatomy_meshes_are_valid(level, seed, index, scratch_subjects_dir):
     """White surfaces: no new self-intersections, inside the inner skull."""
-    subjects_dir = make_template(tmp_path)
+    subjects_dir = scratch_subjects_dir
     level = _check_anatomy(level)
     subject = _subject_name(seed, level, index)
     _write_subject(subjects_dir, subject, seed, index, level)
@@ -283,9 +294,9 @@ def test_anatomy_meshes_are_valid(level, seed, index, tmp_path):
         assert np.all(np.einsum("ij,ij->i", np.cross(b - a, c - a), a) > 0)
 
 
-def test_anatomy_levels_share_sampling(tmp_path):
+def test_anatomy_levels_share_sampling(scratch_subjects_dir):
     """Numeric levels change only the anatomy: same lattice and head size."""
-    subjects_dir = make_template(tmp_path)
+    subjects_dir = scratch_subjects_dir
     surfs = {}
     for level in (0.0, 1.0):
         subject = _subject_name(3, level, 0)
@@ -297,19 +308,6 @@ def test_anatomy_levels_share_sampling(tmp_path):
     np.testing.assert_array_equal(surfs[0.0]["sphere.reg"], surfs[1.0]["sphere.reg"])
     moved = np.linalg.norm(surfs[0.0]["white"] - surfs[1.0]["white"], axis=1)
     assert np.median(moved) > 0.5  # mm
-
-
-@pytest.fixture(scope="module")
-def cohort_template(subjects_dir):
-    """Three MEG subjects with the template's anatomy (ico3: fast forwards)."""
-    return make_cohort(
-        3,
-        spacing="ico3",
-        anatomy="template",
-        subjects_dir=subjects_dir,
-        random_state=0,
-        n_jobs=2,
-    )
 
 
 def test_template_level_has_identical_gains(cohort_template):
@@ -324,7 +322,7 @@ def test_template_level_has_identical_gains(cohort_template):
             cohort_template.subjects[s],
             cohort_template.subjects_dir,
         )
-        for s in range(3)
+        for s in range(cohort_template.n_subjects)
     ]
     assert not np.array_equal(
         cohort_template.src[0][0]["vertno"], cohort_template.src[1][0]["vertno"]

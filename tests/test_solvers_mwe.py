@@ -216,6 +216,7 @@ def test_recovery_on_a_grid(jitter):
     clearly beats the Lasso; with every other subject's sources jittered
     by 2-4 positions it beats the Group Lasso and is not worse than the
     Lasso. Means over two seeds; epsilon = 0.5 grid step (sharp transport).
+    ``benchmarks/bench_recovery.py`` runs the same comparison on more seeds.
     """
     scores = {"lasso": [], "group": [], "mwe": []}
     for seed in (0, 2):
