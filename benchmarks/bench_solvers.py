@@ -52,8 +52,13 @@ the name ``MWE_0.5 dense``; without it MWE uses ``make_kernel``'s choice
 (sparse where the truncation keeps less than 5 percent of the entries:
 at 0.45 mm on ico4, not at 1 mm nor at the 4.2 mm spacing).
 
+``--spacing ico5 --max-distance 40`` runs table 1 on ico5 (2 x 10,242
+sources) with a sparse ground metric (distances up to 40 mm); ``--models``
+picks the models of table 1 and ``--table1-only`` skips tables 2 and 3.
+
 Run: python benchmarks/bench_solvers.py [--repeats 3] [--subjects 8 32]
-[--epsilon 1]
+[--epsilon 1] [--spacing ico5 --max-distance 40] [--models MWE_0.5]
+[--table1-only]
 """
 
 import argparse
@@ -82,9 +87,11 @@ except ImportError:
     MutarMTW = None
 
 
-def leadfields():
+def leadfields(spacing="ico4", max_distance=None):
     subjects_dir = make_template()
-    cohort = make_cohort(4, subjects_dir=subjects_dir, random_state=0, n_jobs=2)
+    cohort = make_cohort(
+        4, spacing=spacing, subjects_dir=subjects_dir, random_state=0, n_jobs=2
+    )
     Ls = []
     for fwd in cohort.forwards:
         fwd = mne.convert_forward_solution(fwd, force_fixed=True, verbose=False)
@@ -92,7 +99,9 @@ def leadfields():
         L = fwd["sol"]["data"]
         L = L / np.linalg.norm(L, axis=0) ** 0.9  # depth weighting 0.9
         Ls.append(L / np.linalg.norm(L) * np.sqrt(L.shape[1]))
-    metric = compute_ground_metric(cohort.src_ref, subjects_dir=subjects_dir)
+    metric = compute_ground_metric(
+        cohort.src_ref, subjects_dir=subjects_dir, max_distance=max_distance
+    )
     return Ls, metric
 
 
@@ -245,10 +254,20 @@ def main():
     parser.add_argument("--subjects", type=int, nargs="*", default=[8, 32])
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--epsilon", type=float, default=None, help="mm")
+    parser.add_argument("--spacing", default="ico4", help="source spacing")
+    parser.add_argument(
+        "--max-distance", type=float, default=None, help="mm: a sparse ground metric"
+    )
+    parser.add_argument(
+        "--models", nargs="*", default=None, help="the models of table 1 (all)"
+    )
+    parser.add_argument(
+        "--table1-only", action="store_true", help="skip the reference code's sizes"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     if args.subjects:
-        Ls, metric = leadfields()
+        Ls, metric = leadfields(args.spacing, args.max_distance)
         print(
             f"p = {Ls[0].shape[1]}, n = {Ls[0].shape[0]}, {args.repeats} repeats, "
             f"epsilon = {args.epsilon or metric.spacing():.2f} mm"
@@ -273,6 +292,8 @@ def main():
             "Lasso_0.5": IndependentLasso(0.3, q=0.5),
         }
         for name, est in models.items():
+            if args.models is not None and name not in args.models:
+                continue
             t, share, est = time_fit(est, X, Y, args.repeats)
             mwe = name.startswith("MWE")
             print(
@@ -282,6 +303,8 @@ def main():
                 + f"{np.count_nonzero(est.coef_) / S:>10.1f}",
                 flush=True,
             )
+    if args.table1_only:
+        return
     reference_sizes(rng, args.repeats)
 
     print("\nThe reference code's small-epsilon case (epsilon = 1e-5, gamma = 1)")
