@@ -26,7 +26,6 @@ from ._base import (
     _check_xy,
     _fit_over_time,
     _l05_weights,
-    _pad,
     _previous_coef,
     _SampleFit,
 )
@@ -91,13 +90,14 @@ class MWEResult:
 class _MWEProblem:
     """The data and weights of one MWE problem (fixed during a solve).
 
-    ``X`` and ``Y`` are padded with zero rows to a common number of
-    measurements (``n`` per subject); ``col_norms`` are ``||X_sj||^2 / n_s``;
+    ``X`` holds one design per subject (n_s, p), ``Y`` the measurements
+    padded with zeros to a common length (``n`` per subject); ``col_norms``
+    are ``||X_sj||^2 / n_s``;
     ``lam_w`` the l1 thresholds of every source; ``c = mu gamma / S`` the
     weight of the transport term in the coordinate update.
     """
 
-    X: np.ndarray  # (S, n_max, p)
+    X: list  # (n_s, p) each
     Y: np.ndarray  # (S, n_max)
     n: np.ndarray  # (S,)
     col_norms: np.ndarray  # (S, p)
@@ -112,7 +112,10 @@ class _MWEProblem:
 
     def residual(self, coef):
         """Return ``Y - X (x+ - x-)`` for sources ``coef`` (S, 2, p)."""
-        return self.Y - np.einsum("sij,sj->si", self.X, coef[:, 0] - coef[:, 1])
+        R = np.zeros_like(self.Y)
+        for s, (x, n) in enumerate(zip(self.X, self.n, strict=True)):
+            R[s, :n] = self.Y[s, :n] - x @ (coef[s, 0] - coef[s, 1])
+        return R
 
     def sigma(self, residual):
         """Return the exact minimiser over the noise levels (ones for MTW)."""
@@ -325,17 +328,26 @@ def mwe_solver(
 def _build_problem(
     X, Y, ground_metric, lam, mu, epsilon, gamma, tau, concomitant, sigma0, weights
 ):
-    """Pad the data and fix the weights of :func:`mwe_solver`."""
-    Xp, Yp, n = _pad(X, Y)
-    S, _, p = Xp.shape
+    """Fix the data and the weights of :func:`mwe_solver`.
+
+    The designs are not copied (one float64, C-contiguous array per subject:
+    at ico5 and S = 32 a copy would be a gigabyte); the measurements are
+    padded with zeros to a common length.
+    """
+    X = [np.ascontiguousarray(x, dtype=np.float64) for x in X]
+    n = np.array([len(x) for x in X])
+    S, p = len(X), X[0].shape[1]
+    Yp = np.zeros((S, n.max()))
+    for s, y in enumerate(Y):
+        Yp[s, : n[s]] = y
     if sigma0 is None:
         sigma0 = 0.01 * min(np.linalg.norm(y) / np.sqrt(len(y)) for y in Y)
     lam_w = lam * (np.ones((S, p)) if weights is None else np.asarray(weights, float))
     return _MWEProblem(
-        X=Xp,
+        X=X,
         Y=Yp,
         n=n,
-        col_norms=np.einsum("sij,sij->sj", Xp, Xp) / n[:, np.newaxis],
+        col_norms=np.stack([np.einsum("ij,ij->j", x, x) / len(x) for x in X]),
         lam_w=lam_w,
         mu=mu,
         c=mu * gamma / S,
@@ -349,7 +361,7 @@ def _build_problem(
 
 def _initial_iterate(problem, coef_init):
     """Split a warm start (or zeros) into ``x+`` and ``x-``."""
-    S, _, p = problem.X.shape
+    S, p = len(problem.X), problem.X[0].shape[1]
     coef = np.zeros((S, 2, p))
     if coef_init is not None:
         coef[:, 0] = np.maximum(coef_init, 0)
@@ -463,7 +475,7 @@ def _solve_subject(problem, it, s, tol, max_iter):
     """
     n = problem.n[s]
     args = (
-        problem.X[s, :n],
+        problem.X[s],
         it.residual[s, :n],
         it.coef[s],
         problem.col_norms[s],
