@@ -54,7 +54,8 @@ at 0.45 mm on ico4, not at 1 mm nor at the 4.2 mm spacing).
 
 ``--spacing ico5 --max-distance 40`` runs table 1 on ico5 (2 x 10,242
 sources) with a sparse ground metric (distances up to 40 mm); ``--models``
-picks the models of table 1 and ``--table1-only`` skips tables 2 and 3.
+picks the models of table 1 and ``--table1-only`` skips tables 2 and 3;
+``--memory`` adds the peak memory that one more (traced) fit allocates.
 
 Run: python benchmarks/bench_solvers.py [--repeats 3] [--subjects 8 32]
 [--epsilon 1] [--spacing ico5 --max-distance 40] [--models MWE_0.5]
@@ -63,6 +64,7 @@ Run: python benchmarks/bench_solvers.py [--repeats 3] [--subjects 8 32]
 
 import argparse
 import time
+import tracemalloc
 import warnings
 
 import mne
@@ -145,6 +147,21 @@ class _Timer:
 
     def __exit__(self, *exc):
         mwe_module.unbalanced_barycenter, mwe_module._solve_subject = self._saved
+
+
+def peak_memory(est, X, Y):
+    """Return the peak of the memory the fit allocates (MB; tracemalloc).
+
+    Only allocations made during the fit count (numpy registers its arrays
+    with tracemalloc): not the data passed in, nor the ground metric.
+    """
+    tracemalloc.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, Y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
 
 
 def time_fit(est, X, Y, repeats):
@@ -264,6 +281,11 @@ def main():
     parser.add_argument(
         "--table1-only", action="store_true", help="skip the reference code's sizes"
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="one more fit per model of table 1, traced: its peak memory (MB)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     if args.subjects:
@@ -274,7 +296,7 @@ def main():
         )
         print(
             f"{'model':<14}{'S':>4}{'time (s)':>10}{'OT %':>7}{'CD %':>7}"
-            f"{'outer':>7}{'support/S':>10}"
+            f"{'outer':>7}{'support/S':>10}" + (f"{'MB':>9}" if args.memory else "")
         )
     for S in args.subjects:
         X, Y = simulate(Ls, S, rng)
@@ -300,7 +322,8 @@ def main():
                 f"{name:<14}{S:>4}{t:>10.2f}"
                 + (f"{100 * share[0]:>7.0f}{100 * share[1]:>7.0f}" if mwe else " " * 14)
                 + (f"{int(est.n_iter_):>7}" if mwe else " " * 7)
-                + f"{np.count_nonzero(est.coef_) / S:>10.1f}",
+                + f"{np.count_nonzero(est.coef_) / S:>10.1f}"
+                + (f"{peak_memory(est, X, Y):>9.0f}" if args.memory else ""),
                 flush=True,
             )
     if args.table1_only:
