@@ -103,7 +103,8 @@ def test_anderson_acceleration_extrapolates_every_depth_plus_one_iterates():
     acc = _AndersonAcceleration(3)
     seq = [limit + 0.8**k * v for k in range(8)]
     out = [acc.push(x) for x in seq]
-    # sequences of 4 stored copies: extrapolated at the 4th and 8th pushes
+    # sequences of 4 stored copies: extrapolated at the 4th and 8th pushes,
+    # by the same computation as _anderson (rtol: rounding only)
     assert [o is None for o in out] == [True] * 3 + [False] + [True] * 3 + [False]
     np.testing.assert_allclose(out[3], _anderson(seq[:4]), rtol=1e-12)
     np.testing.assert_allclose(out[7], _anderson(seq[4:]), rtol=1e-12)
