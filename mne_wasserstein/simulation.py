@@ -8,7 +8,6 @@ from mne.cov import compute_whitener
 from mne.utils import check_random_state, logger, verbose
 
 from ._geodesic import _geodesic_from, _mesh_graph
-from .inverse import aligned_order
 from .utils import fill_doc
 
 __all__ = ["GroupSimulation", "simulate_group_evokeds"]
@@ -208,13 +207,7 @@ def _draw_truth(cohort, n_sources, overlap, amplitude, hemi, radius, rng):
 
 def _leadfield(cohort, s, snr_ch_type):
     """Return the leadfield and noise model of subject ``s`` of the cohort."""
-    order = aligned_order(
-        cohort.src_ref,
-        cohort.src[s],
-        cohort.subject_ref,
-        cohort.subjects[s],
-        cohort.subjects_dir,
-    )
+    order = cohort.source_order(s)
     info, cov = cohort.info[s], cohort.noise_covs[s]
     *_, colorer = compute_whitener(cov, info, return_colorer=True, verbose=False)
     # the whitener of the SNR channels alone: the noise drawn on all channels

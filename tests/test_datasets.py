@@ -88,13 +88,7 @@ def test_cohort_subjects_differ(cohort_meg):
 
 
 def _aligned_normals(cohort, s):
-    order = aligned_order(
-        cohort.src_ref,
-        cohort.src[s],
-        cohort.subject_ref,
-        cohort.subjects[s],
-        cohort.subjects_dir,
-    )
+    order = cohort.source_order(s)
     return np.concatenate([h["nn"][h["vertno"]] for h in cohort.src[s]])[order]
 
 

@@ -32,6 +32,7 @@ from mne.utils import logger, verbose
 from scipy.spatial import cKDTree
 
 from .._cache import cached, seed_from
+from ..inverse import aligned_order
 from ..utils import fill_doc
 from ._mesh import (
     _clamp_norm,
@@ -154,6 +155,30 @@ class Cohort:
     def n_subjects(self):
         """The number of subjects."""
         return len(self.subjects)
+
+    def source_order(self, s):
+        """Return where subject ``s``'s sources are in the reference order.
+
+        Parameters
+        ----------
+        s : int
+            The subject's index.
+
+        Returns
+        -------
+        order : ndarray of int, shape (n_sources,)
+            The indices of the subject's sources (in the order of
+            ``src[s]``) that match the sources of ``src_ref``, in that
+            order: :func:`mne_wasserstein.inverse.aligned_order` on this
+            cohort.
+        """
+        return aligned_order(
+            self.src_ref,
+            self.src[s],
+            self.subject_ref,
+            self.subjects[s],
+            self.subjects_dir,
+        )
 
     def __repr__(self):  # noqa: D105
         n_src = sum(s["nuse"] for s in self.src_ref)

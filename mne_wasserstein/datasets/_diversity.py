@@ -8,7 +8,6 @@ from mne.utils import logger, verbose
 from scipy.spatial import cKDTree
 
 from .._docs import fill_doc
-from ..inverse import aligned_order
 
 _CH_TYPES = ("grad", "mag", "eeg")
 
@@ -120,13 +119,7 @@ def _whitened_fixed_gain(cohort, s, ch_names):
     gain = _projector(cohort.info[s]["projs"], ch_names) @ gain
     cov = cohort.noise_covs[s]
     std = np.sqrt(np.diag(cov.data)[[cov.ch_names.index(c) for c in ch_names]])
-    order = aligned_order(
-        cohort.src_ref,
-        cohort.src[s],
-        cohort.subject_ref,
-        cohort.subjects[s],
-        cohort.subjects_dir,
-    )
+    order = cohort.source_order(s)
     normals = np.concatenate([h["nn"][h["vertno"]] for h in cohort.src[s]]).astype(
         np.float64
     )
