@@ -49,6 +49,16 @@ code; POT's ``barycenter_unbalanced``
 (log-stabilised, ``method="sinkhorn_stabilized"``) for reference.
 
 Run: python benchmarks/bench_ot.py --mwe-step [--repeats 3] [--n-subjects 8 32]
+
+``--small`` times the cold barycenter of small problems with the dense and
+the sparse kernel (``kind=`` forced) side by side: 1-D grids of p points
+(metric ``|i - j|``, gamma its median), S = 8 subjects and both signs
+(inputs ``U^4 + 1e-3``, U uniform), epsilon in {1, 5, 20} grid steps, a
+float64 and a float32 metric: where the per-iteration Python work of the
+dense solver outweighs its products (``make_kernel(kind="auto")`` uses the
+sparse kernel on numpy for blocks of at most 256 points).
+
+Run: python benchmarks/bench_ot.py --small [--repeats 5]
 """
 
 import argparse
@@ -213,6 +223,37 @@ def mwe_step(args):
     )
 
 
+def small_problems(args):
+    """Dense against sparse kernels on small 1-D problems (``--small``)."""
+    rng = np.random.default_rng(0)
+    print(f"load {os.getloadavg()[0]:.1f}; cold solves, medians of {args.repeats}")
+    print(f"{'metric':>8}{'p':>6}{'eps':>6}{'kept':>7}{'dense ms':>10}"
+          f"{'sparse ms':>11}{'ratio':>7}{'iter':>6}")  # fmt: skip
+    for dtype in (np.float64, np.float32):
+        for p in (100, 200, 300, 500, 1000, 2000):
+            grid = np.arange(p, dtype=float)
+            M = np.abs(grid[:, None] - grid[None]).astype(dtype)
+            gamma = float(np.median(M))
+            A = rng.uniform(0, 1, (p, 8, 2)) ** 4 + 1e-3
+            for eps in (1.0, 5.0, 20.0):
+                kernels = {k: make_kernel(M, eps, kind=k) for k in ("dense", "sparse")}
+                times = {k: [] for k in kernels}
+                for kernel in kernels.values():  # compilation, caches
+                    unbalanced_barycenter(A, kernel, gamma=gamma)
+                for _ in range(args.repeats):  # interleaved
+                    for kind, kernel in kernels.items():
+                        t0 = time.perf_counter()
+                        res = unbalanced_barycenter(A, kernel, gamma=gamma)
+                        times[kind].append(time.perf_counter() - t0)
+                dense, sparse = (1e3 * np.median(times[k]) for k in kernels)
+                print(
+                    f"{np.dtype(dtype).name:>8}{p:>6}{eps:>6.0f}"
+                    f"{kernels['sparse'].kept_fraction():>7.2f}{dense:>10.1f}"
+                    f"{sparse:>11.1f}{dense / sparse:>7.2f}{res.state.n_iter:>6}",
+                    flush=True,
+                )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -223,7 +264,10 @@ def main():
     parser.add_argument("--mwe-step", action="store_true", help="see the docstring")
     parser.add_argument("--n-subjects", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--pot", action="store_true", help="also time POT")
+    parser.add_argument("--small", action="store_true", help="see the docstring")
     args = parser.parse_args()
+    if args.small:
+        return small_problems(args)
     if args.mwe_step:
         return mwe_step(args)
     load_before = os.getloadavg()[0]

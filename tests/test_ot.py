@@ -352,16 +352,19 @@ def test_float32_products_float64_scalings(caplog, backend):
         backend.asarray(A), M, epsilon=eps, gamma=gamma, tol=1e-12
     )
     q64 = backend.to_numpy(r64.barycenter)
+    # the dense kernel's float32 products (make_kernel would choose the
+    # compiled sparse kernel for blocks this small on numpy)
+    K32 = make_kernel(M, eps, kind="dense", dtype=np.float32, backend=backend.name)
     # float32 products, float64 log-scalings: tol=1e-6 is reached in float32
     with caplog.at_level(logging.INFO, logger="mne"):
-        r32 = unbalanced_barycenter(A32, M, epsilon=eps, gamma=gamma, tol=1e-6)
+        r32 = unbalanced_barycenter(A32, K32, gamma=gamma, tol=1e-6)
     assert r32.state.converged and "stalls" not in caplog.text
     # 1e-6: float32 rounding of the products (6e-8 relative) moves the fixed
     # point by a few 1e-7
     assert _rel(backend.to_numpy(r32.barycenter), q64) < 1e-6
     # below the float32 rounding floor (~1e-7), the products switch to float64
     with caplog.at_level(logging.INFO, logger="mne"):
-        r32 = unbalanced_barycenter(A32, M, epsilon=eps, gamma=gamma, tol=1e-11)
+        r32 = unbalanced_barycenter(A32, K32, gamma=gamma, tol=1e-11)
     assert r32.state.converged and "rounding stalls" in caplog.text
     # 1e-8: float64 iterations stopped at 1e-11, float32 output (6e-8 / 10)
     assert _rel(backend.to_numpy(r32.barycenter), q64) < 1e-8 + 1e-7
@@ -424,10 +427,10 @@ def test_support_restriction_is_exact(backend):
     A = rng.random((p, 4)) * (rng.random((p, 4)) < 0.5)
     A[10:30] = A[40:] = 0
     A = backend.asarray(A)
-    kern = make_kernel(M, 0.05, backend=backend.name)
+    kern = make_kernel(M, 0.05, backend=backend.name, kind="dense")
     res = unbalanced_barycenter(A, kern, **kw)
     assert kern._restricted is not None  # the products skipped those rows
-    plain = _Unrestricted(make_kernel(M, 0.05, backend=backend.name))
+    plain = _Unrestricted(make_kernel(M, 0.05, backend=backend.name, kind="dense"))
     ref = unbalanced_barycenter(A, plain, **kw)
     # 1e-12: the skipped entries only meet exact zeros; summation order only
     for x, x_ref in [(res.barycenter, ref.barycenter), (res.marginals, ref.marginals)]:
@@ -501,7 +504,7 @@ def test_kernel_domain_products_are_exact_or_flagged(backend):
     need = backend.asarray(np.ones((3, 1), bool))
     n_ok = 0
     for dtype in (np.float32, np.float64):
-        kernel = make_kernel(M, eps, dtype=dtype, backend=backend.name)
+        kernel = make_kernel(M, eps, dtype=dtype, backend=backend.name, kind="dense")
         prods = _LogProducts(kernel, exact=False)
         for lx in cases:
             out, ok = prods(backend.asarray(lx), False, need)
@@ -524,7 +527,7 @@ def test_few_low_products_are_repaired_exactly(backend):
     eps = 0.01
     lx = np.zeros((200, 1))
     lx[-1] = -100.0
-    kernel = make_kernel(M, eps, dtype=np.float32, backend=backend.name)
+    kernel = make_kernel(M, eps, dtype=np.float32, backend=backend.name, kind="dense")
     prods = _LogProducts(kernel, exact=False)
     need = backend.asarray(np.ones((200, 1), bool))
     out, ok = prods(backend.asarray(lx), False, need)
@@ -552,7 +555,7 @@ def test_kernels_have_no_subnormal_entries(backend):
     x = np.linspace(0, 1, 50)
     M = np.abs(x[:, None] - x[None])
     for dtype, eps in [(np.float32, 0.011), (np.float64, 0.0014)]:
-        kernel = make_kernel(M, eps, dtype=dtype, backend=backend.name)
+        kernel = make_kernel(M, eps, dtype=dtype, backend=backend.name, kind="dense")
         K = backend.to_numpy(kernel.matvec(backend.asarray(np.eye(50, dtype=dtype))))
         tiny = np.finfo(dtype).tiny
         assert ((K == 0) | (K >= tiny)).all()

@@ -355,9 +355,16 @@ def test_sparse_ground_metric_blocks(backend):
 
 
 def test_kind_choice(backend):
+    _, large = _two_lines(300, 4)
+    assert isinstance(make_kernel(large, 0.02), SparseKernel)  # few points per row
+    assert isinstance(make_kernel(large, 20.0), BlockDiagonalKernel)  # dense
+    # blocks of at most 256 points: sparse on numpy (the compiled loop), at
+    # any density; the array code on other backends stays dense
     rng, M = _two_lines(100, 4)
-    assert isinstance(make_kernel(M, 0.02), SparseKernel)  # a few points per row
-    assert isinstance(make_kernel(M, 20.0), BlockDiagonalKernel)  # dense
+    assert isinstance(make_kernel(M, 20.0), SparseKernel)
+    dense_elsewhere = make_kernel(backend.asarray(M), 20.0)
+    kind = SparseKernel if backend.name == "numpy" else BlockDiagonalKernel
+    assert isinstance(dense_elsewhere, kind)
     assert isinstance(make_kernel(M, 0.2, kind="dense"), BlockDiagonalKernel)
     with pytest.raises(ValueError, match="kind"):
         make_kernel(M, 0.2, kind="csr")

@@ -43,6 +43,10 @@ _ABSORB = 5.0
 # dense one per entry; but where the dense kernel underflows, its solver
 # iterates in the log domain (the crossover: benchmarks/README.rst)
 _SPARSE_FRACTION = 0.2
+# ... and, on numpy, when no block has more than this many points: the
+# compiled loop then saves the per-iteration Python work of the dense
+# solver, which dominates the cost of small problems (benchmarks/README.rst)
+_SMALL_BLOCK = 256
 
 
 def _gibbs(M, epsilon, dtype, xp):
@@ -821,9 +825,10 @@ def make_kernel(
         ``"dense"``: :class:`BlockDiagonalKernel`. ``"sparse"``: the
         truncated stabilized :class:`SparseKernel` (products in float64,
         outputs in ``dtype``). ``"auto"``: sparse when its truncation at zero
-        potentials keeps less than 20 percent of the entries of the blocks
-        (and the blocks are contiguous), or when a block is stored sparse;
-        dense otherwise.
+        potentials keeps less than 20 percent of the entries of the blocks,
+        or on numpy when no block has more than 256 points (the compiled
+        loop), provided the blocks are contiguous; sparse when a block is
+        stored sparse; dense otherwise.
     compiled : bool | None
         For a sparse kernel: run the iterations in the compiled CPU loop
         (``None``: on numpy). See :class:`SparseKernel`.
@@ -866,7 +871,7 @@ def make_kernel(
         blocks = _find_blocks(np.isfinite(M))
         mats = [M[b][:, b] if not isinstance(b, slice) else M[b, b] for b in blocks]
     if kind == "auto":
-        kind = _auto_kind(blocks, mats, epsilon, dtype)
+        kind = _auto_kind(blocks, mats, epsilon, dtype, xp)
     if kind == "sparse":
         return SparseKernel(blocks, mats, epsilon, dtype, xp, compiled=compiled)
     if any(_is_sparse(m) for m in mats):
@@ -886,12 +891,14 @@ def _log_keep(dtype, mass_scale, p):
     return np.log(truncation * mass_scale / max(p, 1)) - 2.0 * _ABSORB
 
 
-def _auto_kind(blocks, mats, epsilon, dtype):
-    """``"sparse"`` where the truncated kernel is small, else ``"dense"``."""
+def _auto_kind(blocks, mats, epsilon, dtype, xp):
+    """``"sparse"`` where the truncated kernel or the blocks are small."""
     if any(_is_sparse(m) for m in mats):
         return "sparse"
     if not all(isinstance(b, slice) for b in blocks):
         return "dense"
+    if xp is np and max(_block_size(b) for b in blocks) <= _SMALL_BLOCK:
+        return "sparse"
     p = sum(_block_size(b) for b in blocks)
     radius = -epsilon * _log_keep(dtype, 1.0, p)
     kept = sum(int(np.count_nonzero(m <= radius)) for m in mats)
