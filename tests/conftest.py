@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import matplotlib
+import numba
 import pytest
 from _cohorts import BACKGROUND, COHORTS, SEED, prebuild
 from _strict_backend import ArrayBackend
@@ -115,14 +116,22 @@ def _cohort(config, name, subjects_dir):
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_blas_thread():
-    """Run BLAS on one thread: the tests' arrays are small.
+    """Run BLAS and numba's parallel loops on one thread: the arrays are small.
 
-    On a 2-core machine that also runs joblib workers, OpenBLAS threads
-    oversubscribe the cores: a 306 x 306 ``eigh`` (MNE's whitener) took 2.15 s
-    with 2 threads under load and 0.023 s with 1.
+    On a 2-core machine that also runs joblib workers or the background
+    cohort build, threads oversubscribe the cores: a 306 x 306 ``eigh``
+    (MNE's whitener) took 2.15 s with 2 OpenBLAS threads under load and
+    0.023 s with 1; the compiled Sinkhorn loop's ``prange`` regions wait for
+    the busy core in the same way (``test_recovery_on_a_grid``: about 17 s
+    per case in a cold run next to the cohort build, 7 s in a warm one).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)  # for this (the main) thread
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
